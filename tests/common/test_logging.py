@@ -1,0 +1,59 @@
+"""RunLogger: metrics.jsonl, an offline W&B run read back from disk, clean shutdown statuses."""
+
+import json
+
+import numpy as np
+import pytest
+
+from common.config import LoggerConfig
+from common.logging import RunLogger, read_metrics, read_wandb_offline
+
+
+def test_jsonl_and_offline_wandb_round_trip(tmp_path):
+    cfg = LoggerConfig(backend="wandb", mode="offline", progress=False)
+    with RunLogger(cfg, tmp_path, config={"lr": 0.1, "model": {"width": 8}}, name="t") as log:
+        for step in log.progress(range(3), desc="x"):
+            log.log({"loss": 1.0 / (step + 1), "acc": np.float32(0.5)}, step=step)
+        log.summary({"final_loss": 1 / 3})
+    records = read_metrics(tmp_path / "metrics.jsonl")
+    assert records[0] == {"event": "start", "name": "t", "config": {"lr": 0.1, "model": {"width": 8}}}
+    assert [r["loss"] for r in records if "loss" in r] == [1.0, 0.5, 1 / 3]
+    assert records[-1]["event"] == "end" and records[-1]["status"] == "finished"
+    run = read_wandb_offline(tmp_path)
+    assert run["finished"]
+    assert [row["loss"] for row in run["history"]] == [1.0, 0.5, 1 / 3]
+    assert [row["_step"] for row in run["history"]] == [0, 1, 2]
+    assert run["config"]["lr"] == 0.1
+    assert run["summary"]["final_loss"] == pytest.approx(1 / 3)
+
+
+def test_exception_closes_with_failed_status_and_keeps_metrics(tmp_path):
+    with pytest.raises(RuntimeError), RunLogger(LoggerConfig(backend="jsonl", mode="disabled"), tmp_path) as log:
+        log.log({"loss": 2.0}, step=0)
+        raise RuntimeError("boom")
+    records = read_metrics(tmp_path / "metrics.jsonl")
+    assert records[1]["loss"] == 2.0
+    assert records[-1]["status"] == "failed"
+
+
+def test_ctrl_c_closes_with_interrupted_status(tmp_path):
+    with pytest.raises(KeyboardInterrupt), RunLogger(None, tmp_path) as log:
+        log.log({"loss": 2.0}, step=0)
+        raise KeyboardInterrupt
+    assert read_metrics(tmp_path / "metrics.jsonl")[-1]["status"] == "interrupted"
+
+
+def test_metrics_are_on_disk_before_close(tmp_path):
+    log = RunLogger(None, tmp_path)
+    log.log({"loss": 1.5}, step=7)
+    lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
+    assert json.loads(lines[-1])["loss"] == 1.5
+    log.close()
+    log.close()  # idempotent
+    assert read_metrics(tmp_path / "metrics.jsonl")[-1]["event"] == "end"
+
+
+def test_truncated_last_line_is_skipped(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    path.write_text('{"step": 0, "loss": 1.0}\n{"step": 1, "lo')
+    assert read_metrics(path) == [{"step": 0, "loss": 1.0}]
