@@ -12,8 +12,14 @@ import numpy as np
 import pytest
 import torch
 
-from common.checkpoint import (CheckpointError, latest_checkpoint, list_checkpoints, load_checkpoint,
-                               save_checkpoint, torch_optimizer_state)
+from common.checkpoint import (
+    CheckpointError,
+    latest_checkpoint,
+    list_checkpoints,
+    load_checkpoint,
+    save_checkpoint,
+    torch_optimizer_state,
+)
 
 TRAIN = '''
 import sys, time, torch

@@ -1,0 +1,1 @@
+"""Shared data sets built offline from package-registry sources (see `common.data.text`)."""
