@@ -1,0 +1,11 @@
+# ssd: our own target/draft pair and the Triton kernel benchmark (see ssd/training/, ssd/kernels/).
+
+.PHONY: ssd-models bench-ssd-kernels
+
+ssd-models: $(STAMP)  ## train our target/draft pair at $(SCALE) into data/ssd/pair_$(SCALE)/{target,draft}
+	$(PY) -m ssd.training.train_pair pair=$(SCALE)
+
+bench-ssd-kernels: $(STAMP)  ## time the Triton kernels against their torch references (needs CUDA)
+	$(PY) -m ssd.kernels.bench
+
+BENCH_TARGETS += bench-ssd-kernels

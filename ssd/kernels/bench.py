@@ -1,0 +1,130 @@
+"""Time every Triton kernel against its torch reference on a GPU: `python -m ssd.kernels.bench [--quick]`.
+
+Writes experiments/ssd/results/kernels_gpu.json (microseconds per call from `triton.testing.do_bench`, median,
+and the speed-up reference / Triton). Outputs are checked against the references before timing. Without CUDA it
+says so and exits 0 without writing anything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+# (batch, K, vocab): batch-1 latency, a serving batch, and a large batch at the Llama-3 vocabulary size
+VERIFY_SHAPES = [(1, 7, 16384), (16, 7, 16384), (64, 7, 16384), (1, 7, 128256), (32, 7, 128256)]
+RMSNORM_SHAPES = [(1, 2048), (64, 2048), (1, 8192), (64, 8192)]  # (rows, hidden)
+ROTARY_SHAPES = [(1, 32, 8, 128), (64, 32, 8, 128), (1, 64, 8, 128)]  # (tokens, q heads, kv heads, head dim)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="first shape of each kernel only")
+    parser.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float16", "float32"],
+                        help="activation dtype for rmsnorm / rotary")
+    args = parser.parse_args(argv)
+    import torch
+
+    if not torch.cuda.is_available():
+        print("ssd.kernels.bench needs a CUDA device (none visible); nothing timed, nothing written.")
+        return 0
+    from common.device import describe_device
+    from common.results import write_result
+
+    start = time.perf_counter()
+    dtype = getattr(torch, args.dtype)
+    pick = (lambda shapes: shapes[:1]) if args.quick else (lambda shapes: shapes)
+    rows = [*bench_verify(pick(VERIFY_SHAPES)), *bench_rmsnorm(pick(RMSNORM_SHAPES), dtype),
+            *bench_rotary(pick(ROTARY_SHAPES), dtype)]
+    for row in rows:
+        print(f"{row['kernel']:>18} {str(row['shape']):>24}  triton {row['triton_us']:8.1f} us   "
+              f"torch {row['torch_us']:8.1f} us   x{row['speedup']:.2f}")
+    path = write_result("ssd", "kernels", "gpu", {"rows": rows, "dtype": args.dtype},
+                        paper={"note": "the paper reports end-to-end tok/s only; no per-kernel numbers"},
+                        config={"quick": args.quick, "dtype": args.dtype}, device=describe_device("cuda"),
+                        wall_s=time.perf_counter() - start)
+    print(f"wrote {path}")
+    return 0
+
+
+def bench_verify(shapes: list[tuple[int, int, int]]) -> list[dict[str, Any]]:
+    import torch
+
+    from ssd.decoding.verification import verify_reference
+    from ssd.kernels.verify import verify_triton
+
+    rows = []
+    for batch, k, vocab in shapes:
+        g = torch.Generator(device="cuda").manual_seed(0)
+        p = torch.softmax(torch.randn(batch, k + 1, vocab, device="cuda", generator=g), -1)
+        q = torch.softmax(torch.randn(batch, k, vocab, device="cuda", generator=g), -1)
+        x = torch.multinomial(q.reshape(-1, vocab), 1, generator=g).reshape(batch, k)
+        u = torch.rand(batch, k + 1, device="cuda", generator=g)
+        for greedy in (False, True):
+            ref = verify_reference(p, q, x, u, greedy)
+            out = verify_triton(p, q, x, u, greedy)
+            row = _time(f"verify{'_greedy' if greedy else ''}", [batch, k, vocab],
+                        partial(verify_triton, p, q, x, u, greedy), partial(verify_reference, p, q, x, u, greedy))
+            # float32 cumulative sums in another order can move a sample sitting on a CDF boundary: report it
+            row["identical_fraction"] = ((out[0] == ref[0]) & (out[1] == ref[1])).float().mean().item()
+            rows.append(row)
+    return rows
+
+
+def bench_rmsnorm(shapes: list[tuple[int, int]], dtype) -> list[dict[str, Any]]:
+    import torch
+
+    from ssd.kernels.rmsnorm_rotary import rmsnorm, rmsnorm_reference
+
+    rows = []
+    for n, d in shapes:
+        x = torch.randn(n, d, device="cuda", dtype=dtype)
+        r = torch.randn(n, d, device="cuda", dtype=dtype)
+        w = torch.randn(d, device="cuda", dtype=dtype)
+        _check_close(f"rmsnorm {n, d}", rmsnorm(x, w, 1e-6, r), rmsnorm_reference(x, w, 1e-6, r))
+        rows.append(_time("rmsnorm_residual", [n, d], partial(rmsnorm, x, w, 1e-6, r),
+                          partial(rmsnorm_reference, x, w, 1e-6, r)))
+    return rows
+
+
+def bench_rotary(shapes: list[tuple[int, int, int, int]], dtype) -> list[dict[str, Any]]:
+    import torch
+
+    from ssd.kernels.rmsnorm_rotary import rotary, rotary_reference, rotary_tables
+
+    rows = []
+    for t, hq, hk, d in shapes:
+        q = torch.randn(t, hq, d, device="cuda", dtype=dtype)
+        k = torch.randn(t, hk, d, device="cuda", dtype=dtype)
+        pos = torch.randint(0, 4096, (t,), device="cuda")
+        cos, sin = rotary_tables(4096, d, device="cuda")
+        _check_close(f"rotary {t, hq, hk, d}", rotary(q, k, pos, cos, sin), rotary_reference(q, k, pos, cos, sin))
+        rows.append(_time("rotary_qk", [t, hq, hk, d], partial(rotary, q, k, pos, cos, sin),
+                          partial(rotary_reference, q, k, pos, cos, sin)))
+    return rows
+
+
+def _time(kernel: str, shape: list[int], fast: Callable[[], Any], reference: Callable[[], Any]) -> dict[str, Any]:
+    from triton.testing import do_bench
+
+    triton_ms = do_bench(fast, warmup=25, rep=100, return_mode="median")
+    torch_ms = do_bench(reference, warmup=25, rep=100, return_mode="median")
+    return {"kernel": kernel, "shape": shape, "triton_us": triton_ms * 1e3, "torch_us": torch_ms * 1e3,
+            "speedup": torch_ms / triton_ms}
+
+
+def _check_close(name: str, out, ref) -> None:
+    import torch
+
+    outs = out if isinstance(out, tuple) else (out,)
+    refs = ref if isinstance(ref, tuple) else (ref,)
+    for a, b in zip(outs, refs, strict=True):
+        if not torch.allclose(a.float(), b.float(), atol=2e-2, rtol=2e-2):
+            raise AssertionError(f"{name}: Triton output differs from the torch reference")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
