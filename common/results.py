@@ -29,8 +29,14 @@ class ResultError(ValueError):
 
 
 def git_state(root: Path | None = None) -> tuple[str, bool]:
-    """(commit sha, dirty?) of the checkout; ('unknown', True) outside a git checkout."""
+    """(commit sha, dirty?) of the checkout; ('unknown', True) outside a git checkout.
+
+    A copy of the tree without `.git` (a remote GPU node) can pass the commit it was copied from in
+    `PAPERCLUB_GIT_COMMIT` (and `PAPERCLUB_GIT_DIRTY=0|1`).
+    """
     root = root or repo_root()
+    if not (root / ".git").exists() and os.environ.get("PAPERCLUB_GIT_COMMIT"):
+        return os.environ["PAPERCLUB_GIT_COMMIT"], os.environ.get("PAPERCLUB_GIT_DIRTY", "1") != "0"
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
                              check=True).stdout.strip()
