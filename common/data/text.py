@@ -45,6 +45,7 @@ import numpy as np
 from tqdm import tqdm
 
 from common.paths import data_dir
+from common.results import atomic_write_text
 
 FORMAT_VERSION = 1
 SPLITS = ("train", "val", "test")
@@ -177,7 +178,7 @@ def build_corpus(
             return manifest
     manifest = _write_shards(out, collected, trained, shard_params)
     manifest["params"] = {"collect": collect_params, "tokenizer": tok_params, "shards": shard_params}
-    _atomic_write_text(manifest_path, json.dumps(manifest, indent=1, sort_keys=True))
+    atomic_write_text(manifest_path, json.dumps(manifest, indent=1, sort_keys=True))
     return manifest
 
 
@@ -192,7 +193,7 @@ def build_tiny_corpus(out_dir: str | Path, seed: int = 0) -> dict[str, Any]:
     for i, text in enumerate(_tiny_documents(seed)):
         path = raw / f"doc_{i:04d}.txt"
         if not path.exists() or path.read_text() != text:
-            _atomic_write_text(path, text)
+            atomic_write_text(path, text)
     return build_corpus(out, corpus="tiny", max_bytes=None, vocab_size=512, seed=seed, sources=[raw],
                         tokenizer_sample_bytes=2**20, shard_tokens=2**15, min_doc_bytes=64,
                         eval_fraction=0.05, workers=1)
@@ -224,24 +225,30 @@ def load_tokenizer(out_dir: str | Path | None = None):
     return PreTrainedTokenizerFast.from_pretrained(str(path))
 
 
-def load_split(out_dir: str | Path | None, split: str) -> np.ndarray:
-    """All tokens of `split`, shape (N,) uint16/uint32, documents each followed by EOS.
+def load_split(out_dir: str | Path | None, split: str, max_tokens: int | None = None) -> np.ndarray:
+    """The tokens of `split` (the first `max_tokens` when given), shape (N,) uint16/uint32, documents each
+    followed by EOS.
 
-    One shard: a read-only `np.memmap` (no copy). Several shards: an in-memory `np.ndarray` concatenation.
+    Only the shards needed are opened, so a copy of the corpus that carries just the first shards (a GPU node)
+    serves `max_tokens` runs. One shard: a read-only `np.memmap` (no copy); several: an in-memory concatenation.
     """
     out = Path(out_dir) if out_dir is not None else default_corpus_dir()
     manifest = _read_manifest(out)
     if split not in manifest["splits"]:
         raise CorpusError(f"unknown split {split!r} in {out}: expected one of {list(manifest['splits'])}")
     dtype = np.dtype(manifest["dtype"])
-    arrays = []
+    arrays, total = [], 0
     for shard in manifest["splits"][split]["shards"]:
+        if max_tokens is not None and total >= max_tokens:
+            break
+        total += shard["tokens"]
         path = out / "shards" / shard["file"]
         _check_file(path, shard["tokens"] * dtype.itemsize, None)
         arrays.append(np.memmap(path, dtype=dtype, mode="r", shape=(shard["tokens"],)))
     if not arrays:
         return np.zeros(0, dtype=dtype)
-    return arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
+    tokens = arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
+    return tokens if max_tokens is None else tokens[:max_tokens]
 
 
 def eos_id(out_dir: str | Path | None = None) -> int:
@@ -263,7 +270,7 @@ def _run_stage(out: Path, name: str, params: dict[str, Any], run) -> dict[str, A
     start = time.perf_counter()
     record = run()
     record.update(params=params, seconds=round(time.perf_counter() - start, 2))
-    _atomic_write_text(record_path, json.dumps(record, indent=1, sort_keys=True))
+    atomic_write_text(record_path, json.dumps(record, indent=1, sort_keys=True))
     return record
 
 
@@ -348,8 +355,8 @@ def _save_tokenizer_config(tokenizer, tok_dir: Path) -> dict[str, Any]:
     special = {"bos_token": EOS_TOKEN, "eos_token": EOS_TOKEN, "pad_token": PAD_TOKEN}
     config = {"tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": 2**20,
               "clean_up_tokenization_spaces": False, "add_prefix_space": False, **special}
-    _atomic_write_text(tok_dir / "special_tokens_map.json", json.dumps(special, indent=1))
-    _atomic_write_text(tok_dir / "tokenizer_config.json", json.dumps(config, indent=1, sort_keys=True))
+    atomic_write_text(tok_dir / "special_tokens_map.json", json.dumps(special, indent=1))
+    atomic_write_text(tok_dir / "tokenizer_config.json", json.dumps(config, indent=1, sort_keys=True))
     return {
         "vocab_size": tokenizer.get_vocab_size(), "sha256": _sha256_file(tok_dir / "tokenizer.json"),
         "eos_id": tokenizer.token_to_id(EOS_TOKEN), "pad_id": tokenizer.token_to_id(PAD_TOKEN),
@@ -783,13 +790,6 @@ def _digest(record: dict[str, Any]) -> str:
     """sha256 of a stage record's params and results (excluding its timing), chaining stages together."""
     stable = {k: v for k, v in record.items() if k != "seconds"}
     return hashlib.sha256(json.dumps(stable, sort_keys=True).encode()).hexdigest()
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def _cpu_count() -> int:

@@ -180,3 +180,11 @@ def test_missing_sources_are_named(tmp_path, monkeypatch):
 def test_roff_to_text():
     roff = '.TH X 3\n.\\" comment\n.SH NAME\nstrlen \\- length\n.PP\nThe\n.BR strlen ()\nfunction.\n.nf\na\n  b\n.fi\n'
     assert text.normalise(text.roff_to_text(roff)) == "NAME\n\nstrlen - length\n\nThe strlen() function.\n\na\n  b"
+
+
+def test_load_split_max_tokens_is_a_prefix(tmp_path):
+    manifest = build_tiny_corpus(tmp_path / "tiny")
+    full = load_split(tmp_path / "tiny", "train")
+    head = load_split(tmp_path / "tiny", "train", max_tokens=100)
+    assert head.shape == (100,) and np.array_equal(head, full[:100])
+    assert manifest["splits"]["train"]["tokens"] == full.shape[0]
