@@ -1,0 +1,1 @@
+"""Behaviour-policy learners that generate our D4RL-style datasets."""

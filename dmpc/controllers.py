@@ -1,0 +1,87 @@
+"""Closed-loop controllers evaluated in the env: D-MPC, MBOP, BC and the behaviour policy.
+
+Every controller has `reset(obs)` and `act(obs) -> action (A,) float32`. Planners keep the last H observations
+and replan every `execute` steps (executing the best plan's first actions in between).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from dmpc.mbop import MBOPConfig, make_mbop
+from dmpc.models.model_set import ModelSet
+from dmpc.planner import PlannerConfig, RewardFn, make_planner
+
+
+class DMPCController:
+    def __init__(self, models: ModelSet, cfg: PlannerConfig, seed: int, execute: int = 1,
+                 reward_fn: RewardFn | None = None) -> None:
+        self.models, self.execute = models, execute
+        self.plan_fn = make_planner(models, cfg, reward_fn)
+        self.key = jax.random.key(seed)
+        self.hist: deque = deque(maxlen=models.dims.history)
+        self.queue: list[np.ndarray] = []
+
+    def reset(self, obs: np.ndarray) -> None:
+        self.hist.clear()
+        for _ in range(self.models.dims.history):
+            self.hist.append(self.models.normalizer.norm(obs).astype(np.float32))
+        self.queue = []
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        self.hist.append(self.models.normalizer.norm(obs).astype(np.float32))
+        if not self.queue:
+            self.key, k = jax.random.split(self.key)
+            plan, _, _ = self.plan_fn(self.models.params, jnp.asarray(np.stack(self.hist)), k)
+            self.queue = list(np.asarray(plan)[: self.execute])
+        return self.queue.pop(0).astype(np.float32)
+
+
+class MBOPController:
+    def __init__(self, models: ModelSet, cfg: MBOPConfig, seed: int) -> None:
+        self.models = models
+        self.plan_fn = make_mbop(models, cfg)
+        self.key = jax.random.key(seed)
+        self.prev = np.zeros((models.dims.horizon, models.dims.act_dim), np.float32)
+
+    def reset(self, obs: np.ndarray) -> None:
+        self.prev[:] = 0.0
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        self.key, k = jax.random.split(self.key)
+        plan, _ = self.plan_fn(self.models.params, jnp.asarray(self.models.normalizer.norm(obs), jnp.float32),
+                               jnp.asarray(self.prev), k)
+        plan = np.asarray(plan)
+        self.prev = np.concatenate([plan[1:], plan[-1:]])
+        return plan[0].astype(np.float32)
+
+
+class BCController:
+    def __init__(self, models: ModelSet) -> None:
+        self.models = models
+        bc = models.models["bc"]
+        self.fn = jax.jit(lambda p, s: bc(p, s))
+
+    def reset(self, obs: np.ndarray) -> None:
+        pass
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        s = jnp.asarray(self.models.normalizer.norm(obs), jnp.float32)
+        return np.asarray(self.fn(self.models.params["bc"], s), np.float32)
+
+
+class PolicyController:
+    """Wraps a behaviour-policy function obs, rng -> action."""
+
+    def __init__(self, policy, seed: int) -> None:
+        self.policy, self.rng = policy, np.random.default_rng(seed)
+
+    def reset(self, obs: np.ndarray) -> None:
+        pass
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        return self.policy(obs, self.rng)

@@ -1,0 +1,1 @@
+"""D-MPC models, one per file: diffusion denoisers, action proposal, dynamics, reward, value; baselines."""

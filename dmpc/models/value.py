@@ -1,0 +1,45 @@
+"""Transformer value estimator: the discounted return after the planning horizon, from the planned states.
+
+V(s_{t+1:t+F}) ~ sum_{j >= t+F} gamma^{j-t-F} r_j (paper section 3.4: a Transformer over the trajectory
+predicts the return beyond F). One token per state, a learned [value] token read out at the end.
+Targets are divided by `scale` (the dataset's value std) for training.
+"""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+
+class ValueTransformer(nn.Module):
+    hidden: int = 64
+    layers: int = 2
+    heads: int = 4
+
+    @nn.compact
+    def __call__(self, states: jnp.ndarray) -> jnp.ndarray:
+        b, f, _ = states.shape
+        cls = self.param("cls", nn.initializers.normal(0.02), (1, 1, self.hidden))
+        h = jnp.concatenate([jnp.broadcast_to(cls, (b, 1, self.hidden)), nn.Dense(self.hidden)(states)], axis=1)
+        h = h + self.param("pos", nn.initializers.normal(0.02), (f + 1, self.hidden))[None]
+        for _ in range(self.layers):
+            h = h + nn.MultiHeadDotProductAttention(num_heads=self.heads)(nn.LayerNorm()(h))
+            h = h + nn.Dense(self.hidden)(nn.gelu(nn.Dense(2 * self.hidden)(nn.LayerNorm()(h))))
+        return nn.Dense(1)(nn.LayerNorm()(h[:, 0]))[:, 0]
+
+
+class ValueModel:
+    def __init__(self, horizon: int, obs_dim: int, hidden: int = 64, layers: int = 2, heads: int = 4) -> None:
+        self.horizon, self.obs_dim = horizon, obs_dim
+        self.net = ValueTransformer(hidden, layers, heads)
+
+    def init(self, key: jax.Array):
+        return self.net.init(key, jnp.zeros((1, self.horizon, self.obs_dim)))
+
+    def __call__(self, params, future: jnp.ndarray) -> jnp.ndarray:
+        """Scaled value (N,) of normalized planned states (N, F, S)."""
+        return self.net.apply(params, future)
+
+    def loss(self, params, batch: dict[str, jnp.ndarray], key: jax.Array) -> jnp.ndarray:
+        return jnp.mean((self(params, batch["future"]) - batch["value"]) ** 2)

@@ -1,0 +1,64 @@
+"""`python -m dmpc.plot`: figures drawn only from experiments/dmpc/results/*.json.
+
+- `d4rl_<task>_<dataset>_<scale>.json` -> figures/d4rl_<task>_<dataset>_<scale>.png: D4RL-normalized score
+  per method (bars, with the dataset's own average as a dashed line) and planning latency (ms per action).
+- `jump_*.json`, `broken_ankle_*.json` -> one bar chart of returns per method.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from common.paths import experiments_dir
+from common.plotting import PALETTE, PAPER_STYLE, new_figure, save_figure
+from common.results import read_result
+
+METHOD_ORDER = ("dmpc", "dmpc_1step", "dmpc_finetuned", "dmpc_original", "mbop", "bc", "behaviour")
+
+
+def plot_all(results_dir: Path | None = None, figures_dir: Path | None = None) -> list[Path]:
+    results_dir = results_dir or experiments_dir("dmpc") / "results"
+    figures_dir = figures_dir or experiments_dir("dmpc") / "figures"
+    written = []
+    for path in sorted(results_dir.glob("*.json")):
+        record = read_result(path)
+        written.append(plot_result(path, record, figures_dir / f"{path.stem}.png"))
+    return written
+
+
+def _methods(metrics: dict) -> list[str]:
+    names = [m for m in metrics if m != "dataset"]
+    return sorted(names, key=lambda m: METHOD_ORDER.index(m) if m in METHOD_ORDER else len(METHOD_ORDER))
+
+
+def plot_result(path: Path, record: dict, out: Path) -> Path:
+    metrics = record["metrics"]
+    methods = _methods(metrics)
+    normalized = all("normalized_mean" in metrics[m] for m in methods)
+    key, err = ("normalized_mean", "normalized_std") if normalized else ("return_mean", "return_std")
+    fig, axes = new_figure(ncols=2)
+    ax = axes[0, 0] if hasattr(axes, "shape") and axes.ndim == 2 else axes[0]
+    x = range(len(methods))
+    ax.bar(x, [metrics[m][key] for m in methods], yerr=[metrics[m][err] for m in methods],
+           color=[PALETTE[i % len(PALETTE)] for i in x])
+    if normalized and "normalized_mean" in metrics.get("dataset", {}):
+        ax.axhline(metrics["dataset"]["normalized_mean"], label=f"data: {metrics['dataset']['name']}", **PAPER_STYLE)
+        ax.legend(loc="lower right", fontsize=8, framealpha=0.9, frameon=True)
+    ax.set_xticks(list(x), methods, rotation=30, ha="right")
+    ax.set_ylabel("D4RL-normalized score" if normalized else "episode return")
+    ax.set_title(f"{record['experiment']} ({record['scale']} scale)")
+    ax2 = axes[0, 1] if hasattr(axes, "shape") and axes.ndim == 2 else axes[1]
+    lat = [metrics[m].get("ms_per_action") or 0.0 for m in methods]
+    ax2.bar(x, lat, color=[PALETTE[i % len(PALETTE)] for i in x])
+    ax2.set_xticks(list(x), methods, rotation=30, ha="right")
+    ax2.set_ylabel("ms per action")
+    ax2.set_yscale("log")
+    ax2.set_title("planning latency")
+    fig.subplots_adjust(wspace=0.4)
+    return save_figure(fig, out, source=path, caption=f"{record['experiment']} at {record['scale']} scale")
+
+
+if __name__ == "__main__":
+    for p in plot_all(*(Path(a) for a in sys.argv[1:3])):
+        print(p)
