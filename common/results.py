@@ -35,14 +35,14 @@ def git_state(root: Path | None = None) -> tuple[str, bool]:
     `PAPERCLUB_GIT_COMMIT` (and `PAPERCLUB_GIT_DIRTY=0|1`).
     """
     root = root or repo_root()
-    if not (root / ".git").exists() and os.environ.get("PAPERCLUB_GIT_COMMIT"):
-        return os.environ["PAPERCLUB_GIT_COMMIT"], os.environ.get("PAPERCLUB_GIT_DIRTY", "1") != "0"
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
                              check=True).stdout.strip()
         status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
                                 capture_output=True, text=True, check=True).stdout
     except (OSError, subprocess.CalledProcessError):
+        if os.environ.get("PAPERCLUB_GIT_COMMIT"):
+            return os.environ["PAPERCLUB_GIT_COMMIT"], os.environ.get("PAPERCLUB_GIT_DIRTY", "1") != "0"
         return "unknown", True
     return sha, bool(status.strip())
 

@@ -10,7 +10,7 @@ reproduce-ssd: $(STAMP)  ## ssd: AR/SD/SSD ratios, cache hit vs fan-out, Saguaro
 	$(PY) -m ssd.plot scale=$(SCALE) hydra.run.dir=outputs/ssd/plot_$(SCALE)
 
 bench-ssd: $(STAMP)  ## ssd: time AR / SD / SSD in one run and print the ratios (SCALE=gpu for the GPU configs)
-	$(PY) -m ssd.bench scale=$(SCALE) tag=bench $(if $(filter gpu,$(SCALE)),model=trained_gpu runtime.device=cuda runtime.dtype=bfloat16 runtime.threads=0 decoding.k=7 decoding.budget=24 sampling.max_new_tokens=512,) logger=jsonl hydra.run.dir=outputs/ssd/bench_$(SCALE)
+	$(PY) -m ssd.bench scale=$(SCALE) tag=bench $(if $(filter gpu,$(SCALE)),model=trained_gpu runtime.device=cuda runtime.dtype=bfloat16 runtime.threads=0 runtime.max_len=1024 decoding.k=7 decoding.budget=24 sampling.max_new_tokens=512,) logger=jsonl hydra.run.dir=outputs/ssd/bench_$(SCALE)
 
 fig-ssd-speedup: $(STAMP)  ## ssd: figure of AR/SD/SSD throughput (from results JSON)
 	$(PY) -m ssd.plot scale=$(SCALE) hydra.run.dir=outputs/ssd/plot_$(SCALE)

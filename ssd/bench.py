@@ -129,9 +129,10 @@ def pool_telemetry(tels: list[dict[str, Any]]) -> dict[str, Any]:
     if "cache_hit_rate" in tels[0]:
         lookups = sum(t["cache_lookups"] for t in tels)
         out["cache_hit_rate"] = sum(t["cache_hit_rate"] * t["cache_lookups"] for t in tels) / max(lookups, 1)
-        async_s = sum(t["async_time_s"] for t in tels)
+        timed_apart = all("async_time_s" in t for t in tels)  # absent where cache building was not timed apart
+        async_s = sum(t["async_time_s"] for t in tels) if timed_apart else 0.0
         out["async_tokens_per_s"] = tokens / async_s if async_s else None
-        hidden_s = sum(t["hidden_draft_time_s"] for t in tels)
+        hidden_s = sum(t["hidden_draft_time_s"] for t in tels) if timed_apart else 0.0
         out["hidden_draft_tokens_per_s"] = tokens / hidden_s if hidden_s else None
         out["backup_neural"] = sum(t["backup_neural"] for t in tels)
         out["backup_random"] = sum(t["backup_random"] for t in tels)
