@@ -1,0 +1,220 @@
+"""Entry point: `python -m generalization.run experiment=<name>` runs one figure's sweep and writes its results
+JSON (experiments/generalization/results/<name>_<scale>.json); `python -m generalization.plot` draws it.
+
+    python -m generalization.run experiment=polynomial               # cpu scale (minutes on 2 cores)
+    python -m generalization.run experiment=bound_gpu                # the larger sweep, one GPU
+    python -m generalization.run experiment=bound bound.dims=[250,500] logger=jsonl
+
+Experiments: polynomial, benign, double_descent, bound, flatness (and *_gpu). Every value is in the config
+tree configs/generalization/; nothing is hard-coded here.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from common.config import LoggerConfig, as_dict, check_choice, check_range, hydra_app, run_dir
+
+EXPERIMENTS = ("polynomial", "benign", "double_descent", "bound", "flatness")
+
+
+@dataclass
+class DataConfig:
+    name: str = "fashion_mnist"
+    dir: str | None = None  # Fashion-MNIST IDX folder; default $PAPERCLUB_FASHION_MNIST or the Debian path
+    downsample: int = 2  # average-pool 28x28 -> 14x14 for the image-vector models
+
+    def __post_init__(self) -> None:
+        from generalization.data import DATASETS
+
+        check_choice("data.name", self.name, DATASETS)
+        check_choice("data.downsample", self.downsample, (1, 2, 4))
+
+
+@dataclass
+class NetConfig:
+    model: str = "resmlp"
+    width: int = 128
+    depth: int = 1
+    epochs: int = 400  # full passes; training stops early once train accuracy >= target_train_acc
+    batch_size: int = 500
+    lr: float = 3e-3
+    loss: str = "ce"
+    target_train_acc: float = 1.0
+
+    def __post_init__(self) -> None:
+        from generalization.models import MODELS
+        from generalization.train import LOSSES
+
+        check_choice("net.model", self.model, MODELS)
+        check_choice("net.loss", self.loss, LOSSES)
+        check_range("net.width", self.width, 1)
+        check_range("net.lr", self.lr, 0, low_open=True)
+
+
+@dataclass
+class PolynomialConfig:
+    order: int = 150
+    n_train: int = 40
+    n_test: int = 1000
+    noise: float = 0.1
+    lam: float = 1e-6
+    lam_interpolate: float = 1e-12
+    gamma: float = 3.0
+    low_orders: list[int] = field(default_factory=lambda: [3, 10])
+    gammas: list[float] = field(default_factory=lambda: [0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0])
+    n_grid: int = 400
+    seeds: int = 3
+
+    def __post_init__(self) -> None:
+        check_range("polynomial.order", self.order, 1)
+        check_range("polynomial.lam", self.lam, 0, low_open=True)
+        check_range("polynomial.lam_interpolate", self.lam_interpolate, 0, low_open=True)
+
+
+@dataclass
+class BenignConfig:
+    n_train: int = 1000
+    n_test: int = 2000
+    fractions: list[float] = field(default_factory=lambda: [0.0, 0.2, 0.4, 0.6, 0.8, 1.0])
+    kernel: str = "rbf"
+    lengthscale: float = 0.0  # 0: the median pairwise distance of the training inputs
+    noise_var: float = 1e-3
+    net_n_train: int = 300
+    prior_precision: float = 1.0
+    speed_epochs: int = 50  # training-speed estimate: -sum of the first speed_epochs epoch losses
+    net: NetConfig = field(default_factory=lambda: NetConfig(model="resmlp", width=128, depth=1, epochs=150,
+                                                             batch_size=50, lr=2e-3, target_train_acc=0.995))
+
+    def __post_init__(self) -> None:
+        from generalization.gp import KERNELS
+
+        check_choice("benign.kernel", self.kernel, KERNELS)
+        check_range("benign.noise_var", self.noise_var, 0, low_open=True)
+        for f in self.fractions:
+            check_range("benign.fractions[]", f, 0, 1)
+
+
+@dataclass
+class DoubleDescentConfig:
+    rf_n_train: int = 300
+    n_test: int = 2000
+    label_noise: float = 0.2
+    rf_widths: list[int] = field(default_factory=lambda: [20, 50, 100, 200, 260, 300, 340, 400, 600, 1000, 1600])
+    rf_seeds: int = 2
+    rf_alpha: float = 0.01
+    net_n_train: int = 500
+    pca_dim: int = 32
+    net_widths: list[int] = field(default_factory=lambda: [2, 4, 8, 16, 32, 64, 128])
+    net_alpha: float = 0.1  # N_eff of the mean-loss Hessian, whole spectrum by stochastic Lanczos quadrature
+    slq_probes: int = 6
+    slq_steps: int = 25
+    net: NetConfig = field(default_factory=lambda: NetConfig(model="mlp", depth=1, epochs=200, batch_size=100,
+                                                             lr=3e-3))
+
+    def __post_init__(self) -> None:
+        check_range("double_descent.label_noise", self.label_noise, 0, 1)
+        check_range("double_descent.rf_alpha", self.rf_alpha, 0, low_open=True)
+
+
+@dataclass
+class BoundConfig:
+    model: str = "mlp"
+    depth: int = 2
+    widths: list[int] = field(default_factory=lambda: [32, 64, 128, 256])
+    dims: list[int] = field(default_factory=lambda: [125, 250, 500, 1000, 2000])
+    base_width: int = 128
+    base_dim: int = 1000
+    projection: str = "kronecker"
+    levels: int = 16
+    levels_grid_size: int = 1  # how many L values were tried (paid in the union bound)
+    epochs: int = 1
+    batch_size: int = 512
+    lr: float = 0.1
+    qat_epochs: int = 1
+    qat_lr: float = 0.01
+    fit_samples: int = 20000  # training subset (0: all n); the bound's train error is on all n points
+    delta: float = 0.05
+
+    def __post_init__(self) -> None:
+        from generalization.pac_bayes.subspace import PROJECTIONS
+
+        check_choice("bound.projection", self.projection, PROJECTIONS)
+        check_range("bound.delta", self.delta, 0, 1, low_open=True, high_open=True)
+        check_range("bound.levels", self.levels, 2, 2**16)
+
+
+@dataclass
+class FlatnessConfig:
+    n_train: int = 500
+    n_test: int = 2000
+    pca_dim: int = 32
+    widths: list[int] = field(default_factory=lambda: [4, 8, 16, 32, 64, 128, 256])
+    epsilon: float = 0.05
+    directions: int = 10
+    alpha: float = 0.1
+    slq_probes: int = 6
+    slq_steps: int = 25
+    net: NetConfig = field(default_factory=lambda: NetConfig(model="mlp", depth=1, epochs=200, batch_size=100,
+                                                             lr=3e-3, target_train_acc=1.0))
+
+
+@dataclass
+class Schema:
+    experiment: str = "polynomial"
+    scale: str = "cpu"
+    seed: int = 0
+    device: str = "cpu"
+    threads: int = 0  # torch intra-op threads; 0 leaves torch's default
+    write_results: bool = True
+    data: DataConfig = field(default_factory=DataConfig)
+    polynomial: PolynomialConfig = field(default_factory=PolynomialConfig)
+    benign: BenignConfig = field(default_factory=BenignConfig)
+    double_descent: DoubleDescentConfig = field(default_factory=DoubleDescentConfig)
+    bound: BoundConfig = field(default_factory=BoundConfig)
+    flatness: FlatnessConfig = field(default_factory=FlatnessConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+
+    def __post_init__(self) -> None:
+        check_choice("experiment", self.experiment, EXPERIMENTS)
+        check_choice("scale", self.scale, ("cpu", "gpu"))
+        check_range("seed", self.seed, 0)
+
+
+def execute(cfg: Schema, results_root=None) -> dict:
+    """Run `cfg.experiment`; write its results JSON (unless write_results=false); return the record."""
+    import torch
+
+    from common.device import choose_device, describe_device
+    from common.logging import RunLogger
+    from common.results import write_result
+    from common.seed import seed_everything
+    from generalization.sweeps import SWEEPS
+
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    cfg.device = choose_device(cfg.device)
+    seed_everything(cfg.seed)
+    start = time.perf_counter()
+    with RunLogger(cfg.logger, run_dir(), config=as_dict(cfg), name=f"generalization-{cfg.experiment}") as log:
+        metrics, paper = SWEEPS[cfg.experiment](cfg, log)
+        wall = time.perf_counter() - start
+        log.summary({"wall_s": wall})
+    record = {"metrics": metrics, "paper": paper, "wall_s": wall}
+    if cfg.write_results:
+        record["path"] = str(write_result("generalization", cfg.experiment, cfg.scale, metrics, paper=paper,
+                                          config=as_dict(cfg), device=describe_device(cfg.device), wall_s=wall,
+                                          root=results_root))
+    return record
+
+
+@hydra_app("generalization", "run", Schema)
+def main(cfg: Schema) -> None:
+    record = execute(cfg)
+    print(f"generalization/{cfg.experiment} ({cfg.scale}) done in {record['wall_s']:.1f}s"
+          + (f" -> {record['path']}" if "path" in record else ""))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,96 @@
+"""Torch training state <-> common.checkpoint (safetensors): models, optimizers and the model config.
+
+common.checkpoint uses '.' as its path separator, so torch state dicts (dotted parameter names) are nested here
+before saving and flattened back after loading.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from common.checkpoint import (
+    CheckpointError,
+    latest_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+    torch_optimizer_state,
+)
+
+
+def nest(flat: dict[str, Any]) -> dict[str, Any]:
+    """{'a.b.c': v} -> {'a': {'b': {'c': v}}}."""
+    out: dict[str, Any] = {}
+    for key, value in flat.items():
+        node = out
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return out
+
+
+def unnest(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Inverse of `nest`."""
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict) and value:
+            out.update(unnest(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def save_state(directory: str | Path, step: int, modules: dict[str, torch.nn.Module],
+               optimizer: torch.optim.Optimizer | None, extra: dict[str, Any], keep_last: int = 2) -> Path:
+    """Save module weights, optimizer state and JSON-able `extra` (e.g. the model config) at `step`."""
+    state: dict[str, Any] = {name: nest(m.state_dict()) for name, m in modules.items()}
+    if optimizer is not None:
+        state["optim"] = optimizer.state_dict()
+    state["extra"] = extra
+    return save_checkpoint(directory, step, state, keep_last=keep_last)
+
+
+def load_state(path_or_dir: str | Path) -> tuple[int, dict[str, Any]]:
+    """(step, state) from a checkpoint file or the newest one in a folder (CheckpointError if none)."""
+    path = Path(path_or_dir)
+    if path.is_dir():
+        found = latest_checkpoint(path)
+        if found is None:
+            raise CheckpointError(f"no checkpoint (step_*.safetensors) in {path}; train first with "
+                                  f"`python -m lejepa.train` or point ckpt at a checkpoint")
+        path = found
+    return load_checkpoint(path, framework="torch")
+
+
+def restore(module: torch.nn.Module, tree: dict[str, Any]) -> None:
+    module.load_state_dict(unnest(tree))
+
+
+def restore_optimizer(optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> None:
+    restored = torch_optimizer_state(state)
+    for group in restored["param_groups"]:
+        group["params"] = [int(p) for p in group["params"]]
+    optimizer.load_state_dict(restored)
+
+
+def dataclass_from_dict(cls, data: dict[str, Any]):
+    """Rebuild a (nested) config dataclass from its `dataclasses.asdict` form."""
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in data:
+            continue
+        value = data[f.name]
+        ftype = f.type if not isinstance(f.type, str) else _resolve(cls, f.type)
+        kwargs[f.name] = dataclass_from_dict(ftype, value) if dataclasses.is_dataclass(ftype) else value
+    return cls(**kwargs)
+
+
+def _resolve(cls, name: str):
+    import sys
+
+    module = sys.modules[cls.__module__]
+    return getattr(module, name, None)

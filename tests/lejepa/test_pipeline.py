@@ -1,0 +1,76 @@
+"""End to end at a tiny scale: collect -> train (resumable) -> plan -> probe/surprise, and pretrain on digits."""
+
+import json
+
+import pytest
+
+from common.config import compose
+from lejepa.collect import CollectConfig
+from lejepa.envs.dataset import collect_dataset
+from lejepa.plan import PlanConfig, run_planning
+from lejepa.pretrain import PretrainConfig, pretrain
+from lejepa.surprise import SurpriseConfig, run_surprise
+from lejepa.train import TrainConfig, train
+
+TINY_MODEL = ["model.encoder.image_size=16", "model.encoder.patch_size=4", "model.encoder.width=32",
+              "model.encoder.depth=1", "model.encoder.heads=2", "model.encoder.projector_hidden=64",
+              "model.encoder.latent_dim=16", "model.predictor.latent_dim=16", "model.predictor.width=32",
+              "model.predictor.depth=1", "model.predictor.heads=2", "model.sigreg_directions=16",
+              "model.decoder_width=8"]
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    path = tmp_path_factory.mktemp("two_room")
+    collect_dataset("two_room", "mixed", episodes=12, steps=6, seed=0, image_size=16, out_dir=path)
+    return path
+
+
+def test_collect_config_default_dir():
+    cfg = compose("lejepa", "collect", CollectConfig, ["logger=jsonl"])
+    assert cfg.env == "two_room" and cfg.policy == "mixed"
+
+
+def test_train_resume_plan_surprise(dataset, tmp_path):
+    ckpt = tmp_path / "ckpt"
+    base = ["logger=jsonl", "logger.progress=false", f"data.dir={dataset}", "data.val_episodes=4",
+            f"ckpt_dir={ckpt}", "optim.batch_size=8", "optim.warmup=1", "ckpt_every=2", *TINY_MODEL]
+    first = train(compose("lejepa", "train", TrainConfig, [*base, "optim.steps=4"]), out_dir=tmp_path / "r1")
+    assert first["resumed_from"] == 0 and (ckpt / "train_summary.json").exists()
+    second = train(compose("lejepa", "train", TrainConfig, [*base, "optim.steps=6"]), out_dir=tmp_path / "r2")
+    assert second["resumed_from"] == 4 and second["history"][-1]["step"] == 5
+    assert all(h["loss"] == h["loss"] for h in second["history"])  # no NaN
+
+    plan = run_planning(compose("lejepa", "plan", PlanConfig, [
+        "logger=jsonl", f"ckpt={ckpt}", "pairs=2", "planner.samples=8", "planner.elites=2",
+        "planner.iterations=2", "planner.horizon=2", "planner.execute=1", "planner.max_steps=2"]))
+    assert 0.0 <= plan["success_rate"] <= 1.0 and plan["planning_calls"] == 2 and plan["plan_s_per_call"] > 0
+
+    out = run_surprise(compose("lejepa", "surprise", SurpriseConfig, [
+        "logger=jsonl", f"ckpt={ckpt}", f"data_dir={dataset}", "episodes=3", "steps=6",
+        "probe_train_episodes=8", "val_episodes=4"]))
+    assert set(out["probe_r2"]) == {"x", "y"}
+    for event in ("teleport", "color"):
+        assert 0.0 <= out[f"auroc_{event}"] <= 1.0
+    json.dumps(out)  # results are JSON-serialisable
+
+
+def test_missing_checkpoint_and_dataset_errors(tmp_path):
+    from common.checkpoint import CheckpointError
+    from lejepa.envs.dataset import DatasetError
+
+    with pytest.raises(CheckpointError, match="no checkpoint"):
+        run_planning(compose("lejepa", "plan", PlanConfig, ["logger=jsonl", f"ckpt={tmp_path}"]))
+    with pytest.raises(DatasetError, match="lejepa.collect"):
+        train(compose("lejepa", "train", TrainConfig, ["logger=jsonl", f"data.dir={tmp_path}/none",
+                                                       *TINY_MODEL]), out_dir=tmp_path)
+
+
+def test_pretrain_on_digits_runs_and_reports(tmp_path):
+    cfg = compose("lejepa", "pretrain", PretrainConfig, [
+        "logger=jsonl", "logger.progress=false", "data.source=digits", "data.test_size=200",
+        "encoder.image_size=16", "encoder.patch_size=4", "encoder.width=32", "encoder.depth=1", "encoder.heads=2",
+        "encoder.projector_hidden=64", "encoder.latent_dim=8", "steps=6", "batch_size=32", "write_results=false"])
+    metrics = pretrain(cfg, out_dir=tmp_path)
+    assert 0.0 <= metrics["probe_accuracy"] <= 1.0 and metrics["embedding_dim"] == 8
+    assert 1 <= metrics["embedding_rank"] <= 8 and len(metrics["history"]) >= 1
