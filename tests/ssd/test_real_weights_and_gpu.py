@@ -8,8 +8,8 @@ import torch
 
 from ssd.engine.kv_cache import KVCache
 from ssd.engine.llm import LLM
-from ssd.models.loading import load_model
 from ssd.engine.sampler import SamplingParams
+from ssd.models.loading import load_model
 
 
 def _smollm2_gguf() -> Path | None:
