@@ -29,7 +29,8 @@ class ResultError(ValueError):
 
 
 def git_state(root: Path | None = None) -> tuple[str, bool]:
-    """(commit sha, dirty?) of the checkout; ('unknown', True) outside a git checkout.
+    """(commit sha, dirty?) of the checkout (dirty: tracked code/config changed; experiments/ does not count);
+    ('unknown', True) outside a git checkout.
 
     A copy of the tree without `.git` (a remote GPU node) can pass the commit it was copied from in
     `PAPERCLUB_GIT_COMMIT` (and `PAPERCLUB_GIT_DIRTY=0|1`).
@@ -38,8 +39,10 @@ def git_state(root: Path | None = None) -> tuple[str, bool]:
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
                              check=True).stdout.strip()
-        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                                capture_output=True, text=True, check=True).stdout
+        # results, figures and the report are outputs, not inputs: rewriting them does not make the code dirty
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                                 ":(exclude)experiments"], cwd=root, capture_output=True, text=True,
+                                check=True).stdout
     except (OSError, subprocess.CalledProcessError):
         if os.environ.get("PAPERCLUB_GIT_COMMIT"):
             return os.environ["PAPERCLUB_GIT_COMMIT"], os.environ.get("PAPERCLUB_GIT_DIRTY", "1") != "0"
