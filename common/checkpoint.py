@@ -98,7 +98,8 @@ def flatten_state(state: dict[str, Any], prefix: str = "") -> tuple[dict[str, An
             if not value:
                 meta[name] = {}
         elif _is_array(value):
-            tensors[name] = value.detach().cpu().contiguous() if hasattr(value, "detach") else value
+            # a copy: safetensors refuses tensors that share storage (tied embeddings), and GPU tensors move anyway
+            tensors[name] = value.detach().to("cpu", copy=True).contiguous() if hasattr(value, "detach") else value
         else:
             meta[name] = value
     return tensors, meta

@@ -170,10 +170,10 @@ def train_run(cfg: TrainConfig, out_dir: str | Path, teacher=None, distill_alpha
         if not Path(cfg.init_from).is_file():
             raise ConfigError(f"init_from={cfg.init_from}: no such checkpoint file")
         _, state = load_checkpoint(cfg.init_from)
-        model.load_state_dict(dotted(state["model"]))
+        model.load_state_dict(state["model"])
     if cfg.resume and (path := latest_checkpoint(ckpt_dir)) is not None:
         start_step, state = load_checkpoint(path)
-        model.load_state_dict(dotted(state["model"]))
+        model.load_state_dict(state["model"])
         optimizer.load_state_dict(torch_optimizer_state(state["optim"]))
     fwd = model
     if cfg.compile and device.startswith("cuda"):
@@ -276,39 +276,16 @@ def distill_kl(student_logits: torch.Tensor, teacher_logprobs: torch.Tensor, tem
 
 
 def checkpoint_state(model: Transformer, optimizer: torch.optim.Optimizer, cfg: TrainConfig) -> dict[str, Any]:
-    """Nested state for common.checkpoint (model weights nested by module path; no dotted keys)."""
-    return {"model": nested(model.state_dict()), "optim": optimizer.state_dict(), "model_config": asdict(cfg.model)}
+    """State for common.checkpoint: the model's and optimizer's torch state dicts (dotted keys kept) and the config."""
+    return {"model": model.state_dict(), "optim": optimizer.state_dict(), "model_config": asdict(cfg.model)}
 
 
 def load_model_from_checkpoint(path: str | Path) -> Transformer:
     """A `Transformer` with the weights of a checkpoint written by `train_run`."""
     _, state = load_checkpoint(path)
     model = Transformer(ModelConfig(**state["model_config"]))
-    model.load_state_dict(dotted(state["model"]))
+    model.load_state_dict(state["model"])
     return model
-
-
-def nested(flat: dict[str, Any]) -> dict[str, Any]:
-    """{'a.b': t} -> {'a': {'b': t}}."""
-    out: dict[str, Any] = {}
-    for key, value in flat.items():
-        node = out
-        *parents, leaf = key.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
-    return out
-
-
-def dotted(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Inverse of `nested`."""
-    out: dict[str, Any] = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            out.update(dotted(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
 
 
 def load_corpus_dir(cfg: TrainConfig) -> Path:

@@ -1,49 +1,29 @@
-"""Image datasets: our own IDX reader for Fashion-MNIST (Debian `dataset-fashion-mnist`) and sklearn digits.
+"""Image datasets: Fashion-MNIST (Debian `dataset-fashion-mnist`, read by `common.data.images`) and sklearn digits.
 
     x_train, y_train = load_images("fashion_mnist", "train")        # (60000, 784) float32 in [0, 1], int64 labels
     x, y = load_images("digits", "train")                            # sklearn's 8x8 digits, 64 features
 
-The IDX format (LeCun): big-endian magic `0x0000 <dtype> <ndim>`, then `ndim` uint32 sizes, then the data.
-Files may be gzip-compressed (`.gz`, as Debian ships them) or raw. Sizes and label ranges are checked against
-the dataset's known shape, so a truncated download or a wrong folder fails with one clear error.
+The IDX files may be gzip-compressed (`.gz`, as Debian ships them) or raw. Sizes and label ranges are checked
+against the dataset's known shape, so a truncated download or a wrong folder fails with one clear `DatasetError`.
 """
 
 from __future__ import annotations
 
-import gzip
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-DEFAULT_FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
+from common.data import images as common_images
+from common.data.images import DEFAULT_FASHION_MNIST_DIR, FASHION_MNIST, IdxSpec
+
 DATASETS = ("fashion_mnist", "digits")
 SPLITS = ("train", "test")
-
-_IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"),
-               0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
+_HINT = "set data.dir / PAPERCLUB_FASHION_MNIST"
 
 
 class DatasetError(ValueError):
     """A dataset name is unknown, or its files are missing, truncated or inconsistent."""
-
-
-@dataclass(frozen=True)
-class IdxSpec:
-    """Expected file stem, count and image shape of one split."""
-
-    images: str
-    labels: str
-    count: int
-    shape: tuple[int, int] = (28, 28)
-    classes: int = 10
-
-
-FASHION_MNIST = {
-    "train": IdxSpec("train-images-idx3-ubyte", "train-labels-idx1-ubyte", 60000),
-    "test": IdxSpec("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte", 10000),
-}
 
 
 def load_images(name: str, split: str = "train", data_dir: str | os.PathLike | None = None,
@@ -70,40 +50,20 @@ def load_images(name: str, split: str = "train", data_dir: str | os.PathLike | N
 
 
 def load_idx_split(folder: Path, spec: IdxSpec) -> tuple[np.ndarray, np.ndarray]:
-    """Raw uint8 images (N, H, W) and int64 labels (N,) of one IDX split, with size and label checks."""
-    if not folder.is_dir():
-        raise DatasetError(f"dataset folder {folder} does not exist; install Debian's dataset-fashion-mnist "
-                           f"(apt-get install dataset-fashion-mnist) or set data.dir / PAPERCLUB_FASHION_MNIST")
-    images = read_idx(_find(folder, spec.images))
-    labels = read_idx(_find(folder, spec.labels))
-    if images.shape != (spec.count, *spec.shape):
-        raise DatasetError(f"{folder}/{spec.images}: shape {images.shape}, expected {(spec.count, *spec.shape)}")
-    if labels.shape != (spec.count,):
-        raise DatasetError(f"{folder}/{spec.labels}: shape {labels.shape}, expected ({spec.count},)")
-    if labels.min() < 0 or labels.max() >= spec.classes or len(np.unique(labels)) != spec.classes:
-        raise DatasetError(f"{folder}/{spec.labels}: labels must cover 0..{spec.classes - 1}, "
-                           f"got range [{labels.min()}, {labels.max()}]")
-    return images, labels.astype(np.int64)
+    """Raw images (N, H, W) (uint8 for Fashion-MNIST) and int64 labels (N,) of one IDX split, with size and
+    label checks (every class present); see `common.data.images.load_idx_split`."""
+    try:
+        return common_images.load_idx_split(folder, spec, dtype=None, all_classes=True, hint=_HINT)
+    except common_images.IdxError as err:
+        raise DatasetError(str(err)) from err
 
 
 def read_idx(path: str | os.PathLike) -> np.ndarray:
     """Parse one IDX file (raw or .gz) into an array of its declared dtype and shape."""
-    path = Path(path)
-    opener = gzip.open if path.suffix == ".gz" else open
     try:
-        with opener(path, "rb") as handle:
-            raw = handle.read()
-    except (OSError, EOFError) as err:
-        raise DatasetError(f"cannot read IDX file {path}: {err}") from err
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
-        raise DatasetError(f"{path} is not an IDX file (bad magic {raw[:4].hex()})")
-    dtype, ndim = np.dtype(_IDX_DTYPES[raw[2]]), raw[3]
-    header = 4 + 4 * ndim
-    shape = tuple(int(s) for s in np.frombuffer(raw[4:header], dtype=">u4"))
-    expected = header + int(np.prod(shape)) * dtype.itemsize
-    if len(raw) != expected:
-        raise DatasetError(f"{path}: {len(raw)} bytes, expected {expected} for shape {shape} (truncated?)")
-    return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape)
+        return common_images.read_idx(path)
+    except common_images.IdxError as err:
+        raise DatasetError(str(err)) from err
 
 
 def subset(x: np.ndarray, y: np.ndarray, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -124,14 +84,6 @@ def alter_labels(y: np.ndarray, fraction: float, classes: int, rng: np.random.Ge
     idx = rng.choice(len(y), size=n_alter, replace=False)
     y[idx] = rng.integers(0, classes, size=n_alter)
     return y
-
-
-def _find(folder: Path, stem: str) -> Path:
-    for candidate in (folder / stem, folder / f"{stem}.gz"):
-        if candidate.is_file():
-            return candidate
-    raise DatasetError(f"missing IDX file {folder / stem}[.gz]; expected the Fashion-MNIST files "
-                       f"{', '.join(s for spec in FASHION_MNIST.values() for s in (spec.images, spec.labels))}")
 
 
 def _load_digits(split: str) -> tuple[np.ndarray, np.ndarray]:

@@ -1,7 +1,8 @@
 """Torch training state <-> common.checkpoint (safetensors): models, optimizers and the model config.
 
-common.checkpoint uses '.' as its path separator, so torch state dicts (dotted parameter names) are nested here
-before saving and flattened back after loading.
+common.checkpoint joins nested keys with '/', so torch state dicts (dotted parameter names) are saved as they are
+(`<module>/<dotted.param.name>`) and come back with their dotted keys; only the optimizer's integer keys need
+restoring (`torch_optimizer_state`).
 """
 
 from __future__ import annotations
@@ -21,33 +22,10 @@ from common.checkpoint import (
 )
 
 
-def nest(flat: dict[str, Any]) -> dict[str, Any]:
-    """{'a.b.c': v} -> {'a': {'b': {'c': v}}}."""
-    out: dict[str, Any] = {}
-    for key, value in flat.items():
-        node = out
-        *parents, leaf = key.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
-    return out
-
-
-def unnest(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Inverse of `nest`."""
-    out: dict[str, Any] = {}
-    for key, value in tree.items():
-        if isinstance(value, dict) and value:
-            out.update(unnest(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
-
-
 def save_state(directory: str | Path, step: int, modules: dict[str, torch.nn.Module],
                optimizer: torch.optim.Optimizer | None, extra: dict[str, Any], keep_last: int = 2) -> Path:
     """Save module weights, optimizer state and JSON-able `extra` (e.g. the model config) at `step`."""
-    state: dict[str, Any] = {name: nest(m.state_dict()) for name, m in modules.items()}
+    state: dict[str, Any] = {name: m.state_dict() for name, m in modules.items()}
     if optimizer is not None:
         state["optim"] = optimizer.state_dict()
     state["extra"] = extra
@@ -67,7 +45,7 @@ def load_state(path_or_dir: str | Path) -> tuple[int, dict[str, Any]]:
 
 
 def restore(module: torch.nn.Module, tree: dict[str, Any]) -> None:
-    module.load_state_dict(unnest(tree))
+    module.load_state_dict(tree)
 
 
 def restore_optimizer(optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> None:

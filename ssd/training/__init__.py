@@ -4,6 +4,5 @@
   both on the validation split, export Hugging Face checkpoints, write experiments/ssd/results/pair_<scale>.json.
 - `windows`: token windows from the uint16 corpus (random training batches, fixed validation windows).
 - `objectives`: next-token cross-entropy, distillation KL, greedy agreement.
-- `hf_checkpoint`: building `transformers.LlamaForCausalLM`, exporting/reloading HF directories, and turning
-  state dicts into nested states for `common.checkpoint` (resumable training).
+- `hf_checkpoint`: building `transformers.LlamaForCausalLM`, exporting/reloading HF directories.
 """

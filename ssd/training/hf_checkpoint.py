@@ -1,5 +1,4 @@
-"""Hugging Face Llama models for training: build, export (config.json + model.safetensors + tokenizer), reload,
-and convert state dicts to the nested form `common.checkpoint` stores (its keys may not contain '.')."""
+"""Hugging Face Llama models for training: build, export (config.json + model.safetensors + tokenizer), reload."""
 
 from __future__ import annotations
 
@@ -64,26 +63,3 @@ def load_hf(model_dir: str | Path, device: str = "cpu"):
 
     model = LlamaForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32)
     return model.to(device).eval()
-
-
-def nest_state_dict(state_dict: dict[str, torch.Tensor]) -> dict[str, Any]:
-    """{"a.b.c": t} -> {"a": {"b": {"c": t}}}, tensors cloned to CPU (safetensors refuses shared storage)."""
-    nested: dict[str, Any] = {}
-    for name, tensor in state_dict.items():
-        node = nested
-        *parents, leaf = name.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = tensor.detach().to("cpu", copy=True)
-    return nested
-
-
-def flatten_nested(nested: dict[str, Any], prefix: str = "") -> dict[str, torch.Tensor]:
-    """Inverse of `nest_state_dict`."""
-    flat: dict[str, torch.Tensor] = {}
-    for key, value in nested.items():
-        if isinstance(value, dict):
-            flat.update(flatten_nested(value, f"{prefix}{key}."))
-        else:
-            flat[prefix + key] = value
-    return flat

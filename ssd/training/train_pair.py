@@ -204,7 +204,7 @@ def _train_model(name: str, spec: ModelSpec, cfg: TrainPairConfig, data: dict[st
     import torch
 
     from common.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, torch_optimizer_state
-    from ssd.training.hf_checkpoint import build_llama, flatten_nested, nest_state_dict
+    from ssd.training.hf_checkpoint import build_llama
     from ssd.training.objectives import distillation_loss, next_token_loss, param_count
     from ssd.training.windows import train_batch
 
@@ -217,7 +217,7 @@ def _train_model(name: str, spec: ModelSpec, cfg: TrainPairConfig, data: dict[st
     latest = latest_checkpoint(ckpt_dir) if cfg.resume else None
     if latest is not None:
         step, state = load_checkpoint(latest)
-        model.load_state_dict(flatten_nested(state["model"]))
+        model.load_state_dict(state["model"])
         optimizer.load_state_dict(torch_optimizer_state(state["optim"]))
         train_s = float(state["train_s"])
         log.log({f"{name}/resumed_from_step": step}, step=step)
@@ -265,7 +265,7 @@ def _train_model(name: str, spec: ModelSpec, cfg: TrainPairConfig, data: dict[st
             torch.cuda.synchronize()
         train_s += time.perf_counter() - tick
         if done % cfg.checkpoint_every == 0 and done < spec.steps:
-            save_checkpoint(ckpt_dir, done, {"model": nest_state_dict(model.state_dict()),
+            save_checkpoint(ckpt_dir, done, {"model": model.state_dict(),
                                              "optim": optimizer.state_dict(), "train_s": train_s},
                             keep_last=cfg.keep_last)
     else:
@@ -277,7 +277,7 @@ def _train_model(name: str, spec: ModelSpec, cfg: TrainPairConfig, data: dict[st
              "final_train_loss": loss_value}
     if initial_val is not None:
         stats["val_loss_init"] = initial_val
-    save_checkpoint(ckpt_dir, steps_done, {"model": nest_state_dict(model.state_dict()),
+    save_checkpoint(ckpt_dir, steps_done, {"model": model.state_dict(),
                                            "optim": optimizer.state_dict(), "train_s": train_s},
                     keep_last=cfg.keep_last)
     return model, stats

@@ -107,3 +107,12 @@ def test_errors_name_the_file(tmp_path):
     with pytest.raises(CheckpointError, match="contains '/'"):
         save_checkpoint(tmp_path, 2, {"a/b": torch.ones(1)})
     assert latest_checkpoint(tmp_path / "nowhere") is None
+
+
+def test_tied_weights_save_and_reload(tmp_path):
+    emb = torch.nn.Embedding(5, 3)
+    head = torch.nn.Linear(3, 5, bias=False)
+    head.weight = emb.weight  # tied: two state-dict entries share one storage
+    state = {"emb": emb.state_dict(), "head": head.state_dict()}
+    _, loaded = load_checkpoint(save_checkpoint(tmp_path, 1, state))
+    assert torch.equal(loaded["emb"]["weight"], loaded["head"]["weight"])

@@ -10,7 +10,7 @@ import torch
 
 from common.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint
 from common.config import ConfigError, compose
-from ssd.training.hf_checkpoint import build_llama, flatten_nested, load_hf
+from ssd.training.hf_checkpoint import build_llama, load_hf
 from ssd.training.objectives import distillation_loss, greedy_agreement
 from ssd.training.train_pair import TrainPairConfig, train_pair
 from ssd.training.windows import eval_windows, train_batch
@@ -68,7 +68,7 @@ def test_exports_reload_in_transformers_with_identical_logits(trained, corpus):
         fresh = build_llama(reloaded.config.vocab_size, spec.hidden_size, spec.num_layers, spec.num_heads,
                             spec.num_kv_heads, spec.intermediate_size, cfg.context_length, cfg.rope_theta,
                             spec.tie_word_embeddings, 0, None)
-        fresh.load_state_dict(flatten_nested(state["model"]))
+        fresh.load_state_dict(state["model"])
         x = torch.randint(0, 512, (2, 24), generator=torch.Generator().manual_seed(0))
         with torch.no_grad():
             assert torch.equal(reloaded(input_ids=x).logits, fresh.eval()(input_ids=x).logits)
@@ -96,7 +96,7 @@ def test_resume_from_checkpoint_is_bit_identical(trained):
     latest_checkpoint(ckpt_dir).unlink()
     again = train_pair(cfg, root / "run2")
     _, resumed = load_checkpoint(latest_checkpoint(ckpt_dir))
-    flat_a, flat_b = flatten_nested(final["model"]), flatten_nested(resumed["model"])
+    flat_a, flat_b = final["model"], resumed["model"]
     assert flat_a.keys() == flat_b.keys()
     assert all(torch.equal(flat_a[k], flat_b[k]) for k in flat_a)
     assert again["target_val_loss"] == pytest.approx(metrics["target_val_loss"], abs=1e-6)
