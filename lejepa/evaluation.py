@@ -22,14 +22,34 @@ def load_world_model(ckpt: str | Path, device: str = "cpu") -> tuple[WorldModel,
     return model.to(device).eval(), extra
 
 
+PUSH_T_GOAL_OFFSET = 10
+
+
 def start_goal_pairs(env, count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Held-out (starts (P, K), goals (P, K)) states from a seed disjoint from the data seeds (offset 10^6)."""
+    """Held-out (starts (P, K), goals (P, K)) states from a seed disjoint from the data seeds (offset 10^6).
+
+    Two-Room: two free positions. Push-T (DINO-WM style): start and the state `PUSH_T_GOAL_OFFSET` steps later on a
+    held-out noisy-expert episode. Reacher: a reset state and, as goal, the same state with the arm's fingertip on
+    the target (inverse kinematics), so the goal image shows the reach that `is_success` scores."""
     rng = np.random.default_rng(10**6 + seed)
     starts, goals = [], []
     for _ in range(count):
         if env.name == "two_room":
             starts.append(env.sample_free_position(rng))
             goals.append(env.sample_free_position(rng))
+        elif env.name == "push_t":
+            from lejepa.envs.dataset import rollout
+
+            _, _, states = rollout(env, "noisy_expert", PUSH_T_GOAL_OFFSET, int(rng.integers(2**31)), 0.3)
+            starts.append(states[0].astype(np.float64))
+            goals.append(states[-1].astype(np.float64))
+        elif env.name == "reacher":
+            from lejepa.envs.reacher import reach_state
+
+            env.reset(int(rng.integers(2**31)))
+            starts.append(env.state())
+            env.set_state(reach_state(env.state()))
+            goals.append(env.state())
         else:
             env.reset(int(rng.integers(2**31)))
             starts.append(env.state())

@@ -124,7 +124,8 @@ def plan_episodes(model, envs: list, starts: np.ndarray, goals: np.ndarray, cfg:
                 env.step(act)
         mean = torch.cat([actions[:, cfg.execute:], torch.zeros_like(actions[:, : cfg.execute])], dim=1)
     success = np.array([env.is_success(goal) for env, goal in zip(envs, goals, strict=True)])
-    final = np.array([np.linalg.norm(env.state()[:2] - goal[:2]) for env, goal in zip(envs, goals, strict=True)])
+    final = np.array([env.goal_distance(goal) if hasattr(env, "goal_distance")
+                      else np.linalg.norm(env.state()[:2] - goal[:2]) for env, goal in zip(envs, goals, strict=True)])
     return {"success_rate": float(success.mean()), "success": success.tolist(),
             "final_distance_mean": float(final.mean()), "plan_s_per_call": float(np.mean(plan_times)),
             "plan_s_per_problem": float(np.mean(plan_times) / len(envs)), "planning_calls": len(plan_times)}

@@ -12,7 +12,7 @@ endif
 LEJEPA_ENV := SDL_VIDEODRIVER=dummy MUJOCO_GL=egl
 
 .PHONY: reproduce-lejepa fig-lejepa-collapse fig-lejepa-worldmodel fig-lejepa-baselines fig-lejepa-surprise \
-        fig-lejepa-planning bench-lejepa lejepa-data-two-room
+        fig-lejepa-planning bench-lejepa lejepa-data-two-room fig-lejepa-pusht fig-lejepa-reacher
 
 reproduce-lejepa: $(STAMP) fig-lejepa-collapse fig-lejepa-worldmodel  ## lejepa: SIGReg vs lambda=0 (Fashion-MNIST) + LeWM on Two-Room: planning, probing, surprise
 
@@ -46,9 +46,27 @@ fig-lejepa-surprise: fig-lejepa-worldmodel  ## lejepa: surprise (prediction erro
 
 fig-lejepa-planning: fig-lejepa-worldmodel  ## lejepa: latent CEM planning success on held-out Two-Room start/goal pairs
 
+# LeWM end to end on one more env (cpu scale ~2 min each, so not in reproduce-lejepa): collect in its own process
+# (EGL rendering and torch training once segfaulted together), train, CEM planning, probes + surprise.
+# $(call lejepa_env,<env>,<experiment prefix>,<plan overrides>)
+define lejepa_env
+	$(LEJEPA_ENV) $(PY) -m lejepa.collect +experiment=$(2)_data_$(SCALE) $(LEJEPA_LOG)
+	rm -rf $(LEJEPA_RUNS)/$(1)/lewm
+	$(PY) -m lejepa.train +experiment=$(2)_$(SCALE) $(LEJEPA_LOG) name=lewm
+	$(LEJEPA_ENV) $(PY) -m lejepa.plan $(if $(filter gpu,$(SCALE)),+experiment=plan_gpu) $(LEJEPA_LOG) scale=$(SCALE) ckpt=$(LEJEPA_RUNS)/$(1)/lewm result_name=plan_$(1)_lewm $(3)
+	$(LEJEPA_ENV) $(PY) -m lejepa.surprise $(if $(filter gpu,$(SCALE)),+experiment=surprise_gpu) $(LEJEPA_LOG) scale=$(SCALE) ckpt=$(LEJEPA_RUNS)/$(1)/lewm result_name=surprise_$(1)_lewm
+endef
+
+fig-lejepa-pusht: $(STAMP)  ## lejepa: LeWM on Push-T (gym-pusht): collect, train, CEM planning success + time per plan, probes, surprise
+	$(call lejepa_env,push_t,push_t)
+
+# 40 env steps per plan: our noisy expert reaches 35% of targets in 20 steps, 80% in 40
+fig-lejepa-reacher: $(STAMP)  ## lejepa: LeWM on Reacher-v5 (MuJoCo, EGL): collect, train, CEM planning success + time per plan, probes, surprise
+	$(call lejepa_env,reacher,reacher,$(if $(filter gpu,$(SCALE)),,planner.max_steps=40))
+
 bench-lejepa: $(STAMP)  ## lejepa: SIGReg forward+backward time vs batch size and directions
 	$(PY) -m lejepa.bench
 
 REPRODUCE_TARGETS += reproduce-lejepa
-FIG_TARGETS += fig-lejepa-collapse fig-lejepa-worldmodel fig-lejepa-baselines
+FIG_TARGETS += fig-lejepa-collapse fig-lejepa-worldmodel fig-lejepa-baselines fig-lejepa-pusht fig-lejepa-reacher
 BENCH_TARGETS += bench-lejepa

@@ -44,13 +44,29 @@ class PushT:
         return np.array([a[0], a[1], b[0], b[1], self.env.block.angle], dtype=np.float64)
 
     def set_state(self, state: np.ndarray) -> None:
-        self.env.reset(options={"reset_to_state": np.asarray(state, dtype=np.float64)})
+        """Exact inverse of `state()`: gym-pusht's `reset_to_state` sets the block position before its angle, which
+        rotates the block about its centre of mass and moves it; we set the angle first, then the position."""
+        state = np.asarray(state, dtype=np.float64)
+        self.env.reset(options={"reset_to_state": state})
+        self.env.block.angle = float(state[4])
+        self.env.block.position = (float(state[2]), float(state[3]))
 
     def render(self) -> np.ndarray:
         return np.asarray(self.env.get_obs(), dtype=np.uint8)
 
+    def goal_distance(self, goal_state: np.ndarray) -> float:
+        """Block position distance to the goal state's block, in workspace pixels (of 512)."""
+        return float(np.linalg.norm(self.state()[2:4] - np.asarray(goal_state)[2:4]))
+
     def is_success(self, goal_state: np.ndarray | None = None) -> bool:
-        return bool(self.last_info.get("is_success", False))
+        """Without a goal state: gym-pusht's `is_success` (coverage of the fixed goal T > 0.95). With one (goal-image
+        planning, as DINO-WM/LeWM evaluate Push-T): agent and block positions within 20 px (of 512) jointly and the
+        block angle within pi/9 of the goal state."""
+        if goal_state is None:
+            return bool(self.last_info.get("is_success", False))
+        s, g = self.state(), np.asarray(goal_state, dtype=np.float64)
+        angle = abs((s[4] - g[4] + np.pi) % (2 * np.pi) - np.pi)
+        return bool(np.linalg.norm(s[:4] - g[:4]) < 20.0 and angle < np.pi / 9)
 
 
 def expert_action(env: PushT, rng: np.random.Generator) -> np.ndarray:

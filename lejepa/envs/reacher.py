@@ -47,9 +47,26 @@ class Reacher:
     def render(self) -> np.ndarray:
         return np.ascontiguousarray(self.env.render(), dtype=np.uint8)
 
+    def goal_distance(self, goal_state: np.ndarray) -> float:
+        """Fingertip distance to the goal state's fingertip, in metres (joint angles wrap, so not those)."""
+        return float(np.linalg.norm(self.state()[2:4] - np.asarray(goal_state)[2:4]))
+
     def is_success(self, goal_state: np.ndarray | None = None) -> bool:
         s = self.state()
         return bool(np.linalg.norm(s[2:4] - s[4:6]) < self.success_radius)
+
+
+def reach_state(state: np.ndarray, l0: float = 0.1, l1: float = 0.11) -> np.ndarray:
+    """The state with the same target and joint angles (inverse kinematics, elbow sign kept) putting the fingertip
+    on the target; the tip entries are set to the target."""
+    out = np.array(state, dtype=np.float64)
+    tx, ty = out[4], out[5]
+    r2 = min(tx * tx + ty * ty, (l0 + l1) ** 2)
+    c1 = np.clip((r2 - l0 * l0 - l1 * l1) / (2 * l0 * l1), -1.0, 1.0)
+    q1 = np.arccos(c1) * (1.0 if out[1] >= 0 else -1.0)
+    q0 = np.arctan2(ty, tx) - np.arctan2(l1 * np.sin(q1), l0 + l1 * np.cos(q1))
+    out[0], out[1], out[2], out[3] = q0, q1, tx, ty
+    return out
 
 
 def expert_action(env: Reacher, rng: np.random.Generator) -> np.ndarray:

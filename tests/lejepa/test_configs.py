@@ -25,6 +25,16 @@ def test_default_and_gpu_configs_compose(entry):
         assert gpu.scale == "gpu"
 
 
+@pytest.mark.parametrize("entry,experiment,env", [
+    ("collect", "push_t_data_cpu", "push_t"), ("collect", "reacher_data_cpu", "reacher"),
+    ("train", "push_t_cpu", "push_t"), ("train", "reacher_cpu", "reacher"),
+])
+def test_cpu_env_experiments_compose(entry, experiment, env):
+    cfg = compose("lejepa", entry, ENTRIES[entry], ["logger=jsonl", f"+experiment={experiment}"])
+    assert cfg.scale == "cpu"
+    assert (cfg.env if entry == "collect" else cfg.data.env) == env
+
+
 def test_paper_size_world_model_has_about_15m_parameters():
     from lejepa.models.encoder import count_parameters
     from lejepa.models.lewm import WorldModel

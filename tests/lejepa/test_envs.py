@@ -58,6 +58,33 @@ def test_push_t_deterministic_frames():
     assert a.std() > 0 and len(env.state()) == 5
 
 
+def test_push_t_set_state_inverts_state_and_goal_success():
+    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+    from lejepa.evaluation import start_goal_pairs
+
+    env = make_env("push_t", 32)
+    starts, goals = start_goal_pairs(env, 3, seed=0)
+    assert starts.shape == goals.shape == (3, 5)
+    for start, goal in zip(starts, goals, strict=True):
+        env.set_state(goal)
+        assert np.allclose(env.state(), goal, atol=1e-6)  # gym-pusht's reset_to_state alone moves the block
+        assert env.is_success(goal) and env.goal_distance(goal) < 1e-6
+        env.set_state(start)
+        assert not env.is_success(goal) or np.linalg.norm(start[:4] - goal[:4]) < 20
+
+
+def test_reacher_reach_state_puts_fingertip_on_target():
+    from lejepa.envs.reacher import reach_state
+
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        target = rng.uniform(-0.2, 0.2, 2)
+        state = np.r_[rng.uniform(-np.pi, np.pi, 2), 0.21, 0.0, target]
+        q0, q1 = reach_state(state)[:2]
+        tip = 0.1 * np.array([np.cos(q0), np.sin(q0)]) + 0.11 * np.array([np.cos(q0 + q1), np.sin(q0 + q1)])
+        assert np.linalg.norm(tip - target) < 1e-9 or np.linalg.norm(target) > 0.21
+
+
 REACHER_SCRIPT = """
 import hashlib, json, sys
 import numpy as np
