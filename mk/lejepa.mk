@@ -14,7 +14,7 @@ LEJEPA_ENV := SDL_VIDEODRIVER=dummy MUJOCO_GL=egl
 .PHONY: reproduce-lejepa fig-lejepa-collapse fig-lejepa-worldmodel fig-lejepa-baselines fig-lejepa-surprise \
         fig-lejepa-planning bench-lejepa lejepa-data-two-room fig-lejepa-pusht fig-lejepa-reacher
 
-reproduce-lejepa: $(STAMP) fig-lejepa-collapse fig-lejepa-worldmodel fig-lejepa-pusht fig-lejepa-reacher  ## lejepa: SIGReg vs lambda=0 (Fashion-MNIST) + LeWM on Two-Room, Push-T, Reacher: planning, probing, surprise
+reproduce-lejepa: $(STAMP) fig-lejepa-collapse fig-lejepa-worldmodel fig-lejepa-baselines fig-lejepa-pusht fig-lejepa-reacher  ## lejepa: SIGReg vs lambda=0 (Fashion-MNIST) + LeWM (and PLDM, pixel baselines) on Two-Room, LeWM on Push-T, Reacher: planning, probing, surprise
 
 fig-lejepa-collapse: $(STAMP)  ## lejepa: LeJEPA with SIGReg vs lambda=0 on Fashion-MNIST (probe accuracy, embedding rank)
 	$(PY) -m lejepa.pretrain $(LEJEPA_PRE) $(LEJEPA_LOG) scale=$(SCALE) result_name=pretrain_sigreg
