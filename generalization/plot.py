@@ -1,7 +1,8 @@
 """Draw every figure from results JSON only: `python -m generalization.plot [--scale cpu|gpu] [--only NAME]`.
 
-Reads experiments/generalization/results/<experiment>_<scale>.json, writes
-experiments/generalization/figures/<experiment>_<scale>.png (+ a sidecar naming the JSON it came from).
+Reads experiments/generalization/results/<experiment>[_<tag>]_<scale>.json, writes
+experiments/generalization/figures/<same stem>.png (+ a sidecar naming the JSON it came from); a tag (e.g. `resnet`
+for the conv-ResNet cpu variants) is drawn with the same function as its experiment.
 """
 
 from __future__ import annotations
@@ -28,15 +29,22 @@ def main(argv: list[str] | None = None) -> list[Path]:
     written = []
     for name in [args.only] if args.only else EXPERIMENTS:
         for path in sorted((base / "results").glob(f"{name}_*.json")):
-            scale = path.stem[len(name) + 1:]
+            scale = path.stem.rsplit("_", 1)[-1]
             if args.scale and scale != args.scale:
                 continue
             record = read_result(path)
             fig = DRAW[name](record)
-            written.append(save_figure(fig, base / "figures" / f"{name}_{scale}.png", source=str(path),
+            written.append(save_figure(fig, base / "figures" / f"{path.stem}.png", source=str(path),
                                        caption=record["paper"].get("claim", "")))
             print(f"wrote {written[-1]}")
     return written
+
+
+def _net_name(record: dict, section: str) -> str:
+    """Which network family a benign / double-descent record trained (older records: the cpu defaults)."""
+    net = record.get("config", {}).get(section, {}).get("net", {})
+    names = {"resnet": "conv ResNet (width k)", "resmlp": "residual MLP", "mlp": "MLP"}
+    return names.get(net.get("model"), "residual net" if section == "benign" else "neural nets")
 
 
 def draw_polynomial(record: dict):
@@ -78,7 +86,7 @@ def draw_benign(record: dict):
     axes = axes.ravel()
     for ax, key, title, ml_keys in (
             (axes[0], "gp", "(d) exact GP (RBF), Fashion-MNIST", [("lml_per_point", "log marginal lik. / n")]),
-            (axes[1], "net", "(e) residual net, Fashion-MNIST",
+            (axes[1], "net", f"(e) {_net_name(record, 'benign')}, Fashion-MNIST",
              [("laplace_log_evidence_per_point", "Laplace log evidence / n"),
               ("training_speed_per_epoch", "training-speed log ML est. / epochs")])):
         r = dict(m[key])
@@ -107,7 +115,7 @@ def draw_double_descent(record: dict):
     fig, axes = new_figure(2, 1, width=5.4)
     axes = axes.ravel()
     rf, net = m["random_features"], m["net"]
-    panels = ((axes[0], net["parameters"], net, "(f) neural nets: parameters", "net"),
+    panels = ((axes[0], net["parameters"], net, f"(f) {_net_name(record, 'double_descent')}: parameters", "net"),
               (axes[1], rf["width"], rf, "(g) linear random features: features p", "rf"))
     for ax, xs, r, title, kind in panels:
         ax.semilogx(xs, r["test_error"], "o-", color=PALETTE[0], label="test error")

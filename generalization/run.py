@@ -165,6 +165,7 @@ class Schema:
     experiment: str = "polynomial"
     scale: str = "cpu"
     seed: int = 0
+    tag: str = ""  # results name <experiment>_<tag>_<scale> (e.g. the conv-ResNet cpu variants); "" -> <experiment>_<scale>
     device: str = "cpu"
     threads: int = 0  # torch intra-op threads; 0 leaves torch's default
     write_results: bool = True
@@ -180,6 +181,13 @@ class Schema:
         check_choice("experiment", self.experiment, EXPERIMENTS)
         check_choice("scale", self.scale, ("cpu", "gpu"))
         check_range("seed", self.seed, 0)
+        if self.tag and not self.tag.replace("-", "").isalnum():
+            raise ValueError(f"tag must be letters/digits (got {self.tag!r})")
+
+
+def result_name(cfg: Schema) -> str:
+    """`<experiment>_<scale>`, or `<experiment>_<tag>_<scale>` for a tagged variant."""
+    return "_".join(p for p in (cfg.experiment, cfg.tag, cfg.scale) if p)
 
 
 def execute(cfg: Schema, results_root=None) -> dict:
@@ -205,7 +213,7 @@ def execute(cfg: Schema, results_root=None) -> dict:
     if cfg.write_results:
         record["path"] = str(write_result("generalization", cfg.experiment, cfg.scale, metrics, paper=paper,
                                           config=as_dict(cfg), device=describe_device(cfg.device), wall_s=wall,
-                                          root=results_root))
+                                          name=result_name(cfg), root=results_root))
     return record
 
 

@@ -5,7 +5,8 @@ GEN_EXP = $(1)$(if $(filter gpu,$(SCALE)),_gpu,)
 GEN_ARGS ?=
 
 .PHONY: reproduce-generalization fig-generalization-polynomial fig-generalization-benign \
-	fig-generalization-double_descent fig-generalization-bound fig-generalization-flatness test-generalization
+	fig-generalization-double_descent fig-generalization-bound fig-generalization-flatness test-generalization \
+	fig-generalization-benign_resnet fig-generalization-double_descent_resnet reproduce-generalization-resnet
 
 fig-generalization-polynomial: $(STAMP)  ## Fig. 1a-c: order-penalised 150th-order polynomial on simple/complex/noise data
 	$(GEN_RUN) experiment=$(call GEN_EXP,polynomial) $(GEN_ARGS)
@@ -27,6 +28,17 @@ fig-generalization-flatness: $(STAMP)  ## flat-minima radius / log-volume proxy 
 	$(GEN_RUN) experiment=$(call GEN_EXP,flatness) $(GEN_ARGS)
 	$(PY) -m generalization.plot --only flatness --scale $(SCALE)
 
+# Conv-ResNet (models.ResNet, width-k) variants of panels e and f at cpu scale; the gpu configs already use it.
+fig-generalization-benign_resnet: $(STAMP)  ## Fig. 1e with a small conv ResNet (cpu): altered labels, Laplace proxy
+	$(GEN_RUN) experiment=benign_resnet_cpu $(GEN_ARGS)
+	$(PY) -m generalization.plot --only benign --scale cpu
+
+fig-generalization-double_descent_resnet: $(STAMP)  ## Fig. 1f with a width-k conv ResNet family (cpu), 20% label noise
+	$(GEN_RUN) experiment=double_descent_resnet_cpu $(GEN_ARGS)
+	$(PY) -m generalization.plot --only double_descent --scale cpu
+
+reproduce-generalization-resnet: fig-generalization-benign_resnet fig-generalization-double_descent_resnet  ## both conv-ResNet cpu variants
+
 reproduce-generalization: fig-generalization-polynomial fig-generalization-benign fig-generalization-double_descent fig-generalization-bound fig-generalization-flatness  ## every generalization figure at SCALE (cpu by default)
 
 test-generalization: $(STAMP)  ## the generalization package's tests
@@ -34,4 +46,5 @@ test-generalization: $(STAMP)  ## the generalization package's tests
 
 REPRODUCE_TARGETS += reproduce-generalization
 FIG_TARGETS += fig-generalization-polynomial fig-generalization-benign fig-generalization-double_descent \
-	fig-generalization-bound fig-generalization-flatness
+	fig-generalization-bound fig-generalization-flatness fig-generalization-benign_resnet \
+	fig-generalization-double_descent_resnet
