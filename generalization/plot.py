@@ -103,9 +103,7 @@ def draw_benign(record: dict):
         for i, (k, label) in enumerate(ml_keys):
             twin.plot(r["fraction"], r[k], "^--", color=PALETTE[2 + i], label=label)
         twin.set_ylabel("marginal likelihood proxy")
-        h1, l1 = ax.get_legend_handles_labels()
-        h2, l2 = twin.get_legend_handles_labels()
-        ax.legend(h1 + h2, l1 + l2, fontsize=7, loc="center left")
+        _joint_legend(ax, twin, "center left")
     fig.tight_layout()
     return fig
 
@@ -128,9 +126,7 @@ def draw_double_descent(record: dict):
         twin = ax.twinx()
         twin.semilogx(xs, r["effective_dim"], "^--", color=PALETTE[2], label="effective dim.")
         twin.set_ylabel("effective dimensionality")
-        h1, l1 = ax.get_legend_handles_labels()
-        h2, l2 = twin.get_legend_handles_labels()
-        ax.legend(h1 + h2, l1 + l2, fontsize=7, loc="upper left")
+        _joint_legend(ax, twin, "upper left")
     fig.tight_layout()
     return fig
 
@@ -173,6 +169,13 @@ def draw_flatness(record: dict):
     axes[1].set_title("Hessian effective dimensionality")
     fig.tight_layout()
     return fig
+
+
+def _joint_legend(ax, twin, loc: str) -> None:
+    """One legend on `ax` for the lines of `ax` and of its twin axis."""
+    h1, l1 = ax.get_legend_handles_labels()
+    h2, l2 = twin.get_legend_handles_labels()
+    ax.legend(h1 + h2, l1 + l2, fontsize=7, loc=loc)
 
 
 DRAW = {"polynomial": draw_polynomial, "benign": draw_benign, "double_descent": draw_double_descent,
