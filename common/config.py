@@ -75,7 +75,6 @@ def register_schema(package: str, entry: str, schema: type) -> None:
     if not dataclasses.is_dataclass(schema):
         raise TypeError(f"schema for {package}.{entry} must be a dataclass, got {schema!r}")
     ConfigStore.instance().store(name=schema_name(package, entry), node=schema)
-    ConfigStore.instance().store(group="logger", name="schema", node=LoggerConfig)
 
 
 def to_schema(cfg: Any, schema: type[T]) -> T:
