@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from common.config import LoggerConfig, as_dict, check_choice, check_range, hydra_app, run_dir
+from common.config import ConfigError, LoggerConfig, as_dict, check_choice, check_range, hydra_app, run_dir
 
 EXPERIMENTS = ("polynomial", "benign", "double_descent", "bound", "flatness")
 
@@ -74,6 +74,33 @@ class PolynomialConfig:
 
 
 @dataclass
+class GaussianBoundConfig:
+    """Gaussian-posterior PAC-Bayes bound of the benign net (generalization/pac_bayes/gaussian.py).
+
+    sigma grid: 8 values per decade over [1e-4, 1] (fixed before seeing data: Jiang et al. search (0, 2];
+    our weights' init scale, ~1/sqrt(fan_in), sits mid-grid); tolerance and samples as Jiang et al. (2020).
+    """
+
+    sigma_min: float = 1e-4
+    sigma_max: float = 1.0
+    grid: int = 33  # grid size G, paid for as ln G in the bound
+    samples: int = 10  # K Monte-Carlo weight draws per sigma
+    tolerance: float = 0.1  # largest sigma with MC train error of Q <= deterministic train error + tolerance
+    delta: float = 0.05
+
+    def __post_init__(self) -> None:
+        check_range("benign.pac_bayes.sigma_min", self.sigma_min, 0, low_open=True)
+        check_range("benign.pac_bayes.sigma_max", self.sigma_max, self.sigma_min)
+        check_range("benign.pac_bayes.grid", self.grid, 1, 10_000)
+        if self.grid > 1 and self.sigma_max == self.sigma_min:
+            raise ConfigError(f"benign.pac_bayes.sigma_max={self.sigma_max!r} equals sigma_min; a grid of "
+                              f"{self.grid} values needs sigma_max > sigma_min (or grid=1)")
+        check_range("benign.pac_bayes.samples", self.samples, 2)
+        check_range("benign.pac_bayes.tolerance", self.tolerance, 0, 1)
+        check_range("benign.pac_bayes.delta", self.delta, 0, 1, low_open=True, high_open=True)
+
+
+@dataclass
 class BenignConfig:
     n_train: int = 1000
     n_test: int = 2000
@@ -86,6 +113,7 @@ class BenignConfig:
     speed_epochs: int = 50  # training-speed estimate: -sum of the first speed_epochs epoch losses
     net: NetConfig = field(default_factory=lambda: NetConfig(model="resmlp", width=128, depth=1, epochs=150,
                                                              batch_size=50, lr=2e-3, target_train_acc=0.995))
+    pac_bayes: GaussianBoundConfig = field(default_factory=GaussianBoundConfig)
 
     def __post_init__(self) -> None:
         from generalization.gp import KERNELS
@@ -104,18 +132,36 @@ class DoubleDescentConfig:
     rf_widths: list[int] = field(default_factory=lambda: [20, 50, 100, 200, 260, 300, 340, 400, 600, 1000, 1600])
     rf_seeds: int = 2
     rf_alpha: float = 0.01
+    # cross-entropy variant of panel g: linear softmax head on the same features, ridge = ce_ridge * mean ||phi||^2
+    # (a vague N(0, 1/ridge) prior: prior logit std ~ ce_ridge^-1/2, whatever p); its N_eff uses alpha = ridge
+    ce: bool = True
+    ce_ridge: float = 1e-3
+    ce_seeds: int = 2
+    blas_threads: int = 1  # BLAS threads for the random-feature fits (0: library default)
     net_n_train: int = 500
     pca_dim: int = 32
     net_widths: list[int] = field(default_factory=lambda: [2, 4, 8, 16, 32, 64, 128])
-    net_alpha: float = 0.1  # N_eff of the mean-loss Hessian, whole spectrum by stochastic Lanczos quadrature
+    net_alpha: float = 0.1  # alpha of the network's N_eff (Hessian of the mean training loss)
+    net_neff: str = "slq"  # "slq": whole spectrum by stochastic Lanczos quadrature; "topk": top-k Lanczos
     slq_probes: int = 6
     slq_steps: int = 25
+    neff_top_k: int = 100  # "topk": eigenvalues kept (Lanczos runs 2k steps)
+    hessian_samples: int = 0  # training points in the Hessian (0: all net_n_train)
     net: NetConfig = field(default_factory=lambda: NetConfig(model="mlp", depth=1, epochs=200, batch_size=100,
                                                              lr=3e-3))
 
     def __post_init__(self) -> None:
         check_range("double_descent.label_noise", self.label_noise, 0, 1)
         check_range("double_descent.rf_alpha", self.rf_alpha, 0, low_open=True)
+        check_range("double_descent.rf_seeds", self.rf_seeds, 1)
+        check_range("double_descent.ce_ridge", self.ce_ridge, 0, 1, low_open=True)
+        check_range("double_descent.ce_seeds", self.ce_seeds, 1)
+        check_range("double_descent.blas_threads", self.blas_threads, 0)
+        for p in self.rf_widths:
+            check_range("double_descent.rf_widths[]", p, 1)
+        check_choice("double_descent.net_neff", self.net_neff, ("slq", "topk"))
+        check_range("double_descent.neff_top_k", self.neff_top_k, 1)
+        check_range("double_descent.hessian_samples", self.hessian_samples, 0)
 
 
 @dataclass
@@ -131,7 +177,7 @@ class BoundConfig:
     levels_grid_size: int = 1  # how many L values were tried (paid in the union bound)
     epochs: int = 1
     batch_size: int = 512
-    lr: float = 0.1
+    lrs: list[float] = field(default_factory=lambda: [0.1])  # Adam lr of z; each is tried, the tightest bound kept
     qat_epochs: int = 1
     qat_lr: float = 0.01
     fit_samples: int = 20000  # training subset (0: all n); the bound's train error is on all n points
@@ -143,6 +189,10 @@ class BoundConfig:
         check_choice("bound.projection", self.projection, PROJECTIONS)
         check_range("bound.delta", self.delta, 0, 1, low_open=True, high_open=True)
         check_range("bound.levels", self.levels, 2, 2**16)
+        if not self.lrs:
+            raise ConfigError("bound.lrs must list at least one learning rate")
+        for lr in self.lrs:
+            check_range("bound.lrs[]", lr, 0, low_open=True)
 
 
 @dataclass
@@ -203,6 +253,8 @@ def execute(cfg: Schema, results_root=None) -> dict:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     cfg.device = choose_device(cfg.device)
+    if cfg.device.startswith("cuda"):
+        torch.backends.cudnn.benchmark = True  # fixed shapes per sweep point: let cuDNN pick its conv kernels
     seed_everything(cfg.seed)
     start = time.perf_counter()
     with RunLogger(cfg.logger, run_dir(), config=as_dict(cfg), name=f"generalization-{cfg.experiment}") as log:

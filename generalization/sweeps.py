@@ -9,16 +9,18 @@ import math
 
 import numpy as np
 import torch
+from torch.nn.utils import parameters_to_vector
 
 from generalization import data as datasets
-from generalization.effective_dim import effective_dimension_slq
+from generalization.effective_dim import effective_dimension_slq, effective_dimension_topk
 from generalization.flatness import flat_radius
 from generalization.gp import altered_label_sweep, median_lengthscale
 from generalization.laplace import last_layer_log_evidence
 from generalization.models import build_model, count_parameters
 from generalization.pac_bayes.compress import CompressionSettings, compress_and_bound
+from generalization.pac_bayes.gaussian import gaussian_pac_bayes, sigma_grid
 from generalization.polynomial import run_panels
-from generalization.random_features import width_sweep
+from generalization.random_features import ce_width_sweep, width_sweep
 from generalization.train import evaluate, fit
 
 PAPER = {
@@ -88,13 +90,22 @@ def benign(cfg, log) -> tuple[dict, dict]:
                              np.random.default_rng(cfg.seed + 1))
     gp["lengthscale"] = lengthscale
     log.log({"gp_test_acc_clean": gp["test_acc"][0]})
+    pb_keys = ("kl", "complexity", "sigma", "q_train_error", "q_train_error_se", "bound", "log_evidence_proxy",
+               "distance_from_init", "tolerance_met", "wall_s")
     net = {k: [] for k in ("train_acc", "test_acc", "epochs", "laplace_log_evidence_per_point",
-                           "training_speed_log_ml_per_point")}
+                           "training_speed_log_ml_per_point", *(f"pac_bayes_{k}" for k in pb_keys))}
+    scans = []
     n_net = min(b.net_n_train, len(x))
     xn, yn, xtn, ytn = _tensors(cfg.device, x[:n_net], y[:n_net], xt, yt)
+    pb = b.pac_bayes
+    sigmas = sigma_grid(pb.sigma_min, pb.sigma_max, pb.grid)
+    theta0 = _initial_weights(b.net, xn.shape[1], cfg.seed)  # the prior's mean: the init, before any training
     for frac in log.progress(list(b.fractions), desc="benign net"):
         y_alt = torch.as_tensor(datasets.alter_labels(y[:n_net], frac, 10, np.random.default_rng(cfg.seed + 2)))
         model, hist = _train_net(b.net, xn.shape[1], xn, y_alt.to(xn.device), cfg.seed)
+        gauss = gaussian_pac_bayes(model, theta0, xn, y_alt.to(xn.device), sigmas, pb.samples, pb.tolerance,
+                                   pb.delta, cfg.seed + 3)
+        scans.append(gauss["scanned"])
         model = model.cpu()
         evidence = last_layer_log_evidence(model, xn.cpu(), y_alt, b.prior_precision)
         net["train_acc"].append(1 - evaluate(model, xn.cpu(), y_alt)["error"])
@@ -102,10 +113,21 @@ def benign(cfg, log) -> tuple[dict, dict]:
         net["epochs"].append(len(hist["loss"]))
         net["laplace_log_evidence_per_point"].append(evidence["log_evidence_per_point"])
         net["training_speed_log_ml_per_point"].append(-float(np.sum(hist["loss"][: b.speed_epochs])))
+        for k in pb_keys:
+            net[f"pac_bayes_{k}"].append(gauss[k])
         log.log({"fraction": frac, **{k: v[-1] for k, v in net.items()}})
     net["fraction"] = list(b.fractions)
     net["parameters"] = count_parameters(model)
+    net["pac_bayes_settings"] = {"sigma_grid": sigmas.tolist(), "samples": pb.samples, "tolerance": pb.tolerance,
+                                 "delta": pb.delta, "n": n_net, "scanned": scans}
     return {"gp": gp, "net": net, "n_train_gp": len(x), "n_train_net": n_net, "n_test": len(xt)}, PAPER["benign"]
+
+
+def _initial_weights(net_cfg, in_features: int, seed: int) -> torch.Tensor:
+    """theta0 (P,) of `_train_net(net_cfg, in_features, ..., seed)`: the same seeded build, before training."""
+    torch.manual_seed(seed)
+    model = build_model(net_cfg.model, in_features, net_cfg.width, depth=net_cfg.depth)
+    return parameters_to_vector(model.parameters()).detach()
 
 
 def double_descent(cfg, log) -> tuple[dict, dict]:
@@ -113,25 +135,46 @@ def double_descent(cfg, log) -> tuple[dict, dict]:
     rng = np.random.default_rng(cfg.seed)
     x, y, xt, yt = _images(cfg, max(dd.rf_n_train, dd.net_n_train), dd.n_test, rng)
     y_noisy = datasets.alter_labels(y, dd.label_noise, 10, np.random.default_rng(cfg.seed + 1))
-    rf = width_sweep(x[:dd.rf_n_train], y_noisy[:dd.rf_n_train], xt, yt, list(dd.rf_widths), dd.rf_alpha,
-                     dd.rf_seeds, cfg.seed)
-    rf["n_train"] = dd.rf_n_train
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=dd.blas_threads or None, user_api="blas"):
+        rf = width_sweep(x[:dd.rf_n_train], y_noisy[:dd.rf_n_train], xt, yt, list(dd.rf_widths), dd.rf_alpha,
+                         dd.rf_seeds, cfg.seed)
+        rf["n_train"] = dd.rf_n_train
+        rf_ce = None
+        if dd.ce:  # the same features, a linear softmax head (CE): its Hessian depends on the fitted solution
+            rf_ce = ce_width_sweep(x[:dd.rf_n_train], y_noisy[:dd.rf_n_train], xt, yt, list(dd.rf_widths),
+                                   dd.ce_ridge, dd.ce_seeds, cfg.seed, extra_alpha=dd.rf_alpha)
+            rf_ce.update(n_train=dd.rf_n_train, ridge_rel=dd.ce_ridge, alpha="ridge",
+                         extra_alpha=dd.rf_alpha)
     xp, xtp = datasets.pca_project(x[:dd.net_n_train], xt, dd.pca_dim) if dd.pca_dim else (x[:dd.net_n_train], xt)
     xn, yn, xtn, ytn = _tensors(cfg.device, xp, y_noisy[:dd.net_n_train], xtp, yt)
-    net = {k: [] for k in ("width", "parameters", "train_error", "test_error", "test_loss", "effective_dim")}
+    net: dict[str, list] = {}
     for width in log.progress(list(dd.net_widths), desc="double descent nets"):
         model, _ = _train_net(dd.net, xn.shape[1], xn, yn, cfg.seed, width)
         test = evaluate(model, xtn, ytn, dd.net.loss)
         row = {"width": width, "parameters": count_parameters(model),
                "train_error": evaluate(model, xn, yn)["error"], "test_error": test["error"],
                "test_loss": test["loss"],
-               "effective_dim": effective_dimension_slq(model, xn, yn, dd.net_alpha, dd.net.loss,
-                                                        dd.slq_probes, dd.slq_steps, cfg.seed)}
+               **_net_effective_dim(dd, model, xn, yn, cfg.seed)}
         for k, v in row.items():
-            net[k].append(v)
+            net.setdefault(k, []).append(v)
         log.log(row)
     net["n_train"] = dd.net_n_train
-    return {"random_features": rf, "net": net, "label_noise": dd.label_noise}, PAPER["double_descent"]
+    net["effective_dim_method"] = dd.net_neff
+    out = {"random_features": rf, "net": net, "label_noise": dd.label_noise}
+    if rf_ce is not None:
+        out["random_features_ce"] = rf_ce
+    return out, PAPER["double_descent"]
+
+
+def _net_effective_dim(dd, model, x, y, seed: int) -> dict[str, float]:
+    """N_eff of the trained net's Hessian (mean loss over the first `hessian_samples` points) by SLQ or top-k."""
+    n = dd.hessian_samples or len(x)
+    if dd.net_neff == "topk":
+        return effective_dimension_topk(model, x[:n], y[:n], dd.net_alpha, dd.net.loss, dd.neff_top_k, seed=seed)
+    return {"effective_dim": effective_dimension_slq(model, x[:n], y[:n], dd.net_alpha, dd.net.loss,
+                                                     dd.slq_probes, dd.slq_steps, seed)}
 
 
 def bound(cfg, log) -> tuple[dict, dict]:
@@ -145,13 +188,19 @@ def bound(cfg, log) -> tuple[dict, dict]:
     for _, width, d in log.progress(runs, desc="compression bounds"):
         if (width, d) in results:
             continue
-        settings = CompressionSettings(d=d, projection=bc.projection, levels=bc.levels, epochs=bc.epochs,
-                                       batch_size=bc.batch_size, lr=bc.lr, qat_epochs=bc.qat_epochs,
-                                       qat_lr=bc.qat_lr, fit_samples=bc.fit_samples, delta=bc.delta, n_hypers=n_hypers, seed=cfg.seed)
-        torch.manual_seed(cfg.seed)
-        model = build_model(bc.model, xs.shape[1], width, depth=bc.depth)
-        out = compress_and_bound(model, xs, ys, xts, yts, settings)
-        out["width"] = width
+        # Every lr gives a hypothesis of the same prior (the code does not depend on how z was found), so keeping
+        # the tightest bound among them needs no extra union-bound term.
+        candidates = []
+        for lr in bc.lrs:
+            settings = CompressionSettings(d=d, projection=bc.projection, levels=bc.levels, epochs=bc.epochs,
+                                           batch_size=bc.batch_size, lr=lr, qat_epochs=bc.qat_epochs,
+                                           qat_lr=bc.qat_lr, fit_samples=bc.fit_samples, delta=bc.delta,
+                                           n_hypers=n_hypers, seed=cfg.seed)
+            torch.manual_seed(cfg.seed)
+            model = build_model(bc.model, xs.shape[1], width, depth=bc.depth)
+            candidates.append({**compress_and_bound(model, xs, ys, xts, yts, settings), "width": width, "lr": lr})
+        out = min(candidates, key=lambda r: r["kl_bound"])
+        out["kl_bound_per_lr"] = [r["kl_bound"] for r in candidates]
         results[(width, d)] = out
         log.log({k: v for k, v in out.items() if isinstance(v, int | float)})
     vs_width = [results[(w, bc.base_dim)] for w in bc.widths]

@@ -6,7 +6,8 @@ GEN_ARGS ?=
 
 .PHONY: reproduce-generalization fig-generalization-polynomial fig-generalization-benign \
 	fig-generalization-double_descent fig-generalization-bound fig-generalization-flatness test-generalization \
-	fig-generalization-benign_resnet fig-generalization-double_descent_resnet reproduce-generalization-resnet
+	fig-generalization-benign_resnet fig-generalization-double_descent_resnet reproduce-generalization-resnet \
+	fig-generalization-bound_resnet
 
 fig-generalization-polynomial: $(STAMP)  ## Fig. 1a-c: order-penalised 150th-order polynomial on simple/complex/noise data
 	$(GEN_RUN) experiment=$(call GEN_EXP,polynomial) $(GEN_ARGS)
@@ -36,6 +37,10 @@ fig-generalization-benign_resnet: $(STAMP)  ## Fig. 1e with a small conv ResNet 
 fig-generalization-double_descent_resnet: $(STAMP)  ## Fig. 1f with a width-k conv ResNet family (cpu), 20% label noise
 	$(GEN_RUN) experiment=double_descent_resnet_cpu $(GEN_ARGS)
 	$(PY) -m generalization.plot --only double_descent --scale cpu
+
+fig-generalization-bound_resnet: $(STAMP)  ## compression bounds for the conv-ResNet width family (GPU config, one H100: minutes)
+	$(GEN_RUN) experiment=bound_resnet_gpu $(GEN_ARGS)
+	$(PY) -m generalization.plot --only bound --scale gpu
 
 reproduce-generalization-resnet: fig-generalization-benign_resnet fig-generalization-double_descent_resnet  ## both conv-ResNet cpu variants
 

@@ -6,4 +6,5 @@ and the bound from the prefix-free code length.
     subspace.py          theta = theta0 + P z with dense or Kronecker-product random projections P
     quantize.py          1-D k-means centroids, assignment, centroid learning on the training loss
     compress.py          the pipeline: train in a subspace, quantize, code, bound
+    gaussian.py          Gaussian-posterior bound around trained weights (prior at the init), Fig. 1e proxy
 """

@@ -48,3 +48,27 @@ def test_stochastic_lanczos_quadrature_matches_exact_neff():
     exact = effective_dimension(hessian_eigenvalues(model, x, y, exact_below=10**6), 0.05)
     slq = effective_dimension_slq(model, x, y, 0.05, probes=20, steps=30, seed=0)
     assert slq == pytest.approx(exact, rel=0.2)
+
+
+def test_topk_lanczos_is_exact_at_full_rank_and_a_lower_bound_below():
+    from generalization.effective_dim import effective_dimension_topk
+
+    torch.manual_seed(2)
+    x, y = torch.randn(60, 4), torch.randint(0, 3, (60,))
+    model = build_model("mlp", 4, 5, classes=3, depth=1)
+    fit(model, x, y, epochs=40, batch_size=60, lr=1e-2)
+    eig = hessian_eigenvalues(model, x, y, exact_below=10**6)
+    P = count_parameters(model)
+    alpha = 0.05
+    f64 = torch.float64
+    full = effective_dimension_topk(model, x, y, alpha, top_k=P, steps=P, hvp_dtype=f64)
+    assert full["effective_dim"] == pytest.approx(effective_dimension(eig, alpha), rel=1e-6)
+    assert full["top_eigenvalue"] == pytest.approx(eig[0], rel=1e-8)
+    top5 = effective_dimension_topk(model, x, y, alpha, top_k=5, steps=P, hvp_dtype=f64)
+    assert top5["effective_dim"] == pytest.approx(effective_dimension(eig[:5], alpha), rel=1e-6)
+    assert top5["effective_dim"] <= full["effective_dim"]
+    assert top5["kth_over_alpha"] == pytest.approx(eig[4] / alpha, rel=1e-6)
+    # float32 Hessian-vector products (the GPU default): same top eigenvalues to float32 accuracy
+    top5_f32 = effective_dimension_topk(model, x, y, alpha, top_k=5, steps=P)
+    assert top5_f32["effective_dim"] == pytest.approx(top5["effective_dim"], rel=1e-4)
+    assert next(model.parameters()).dtype == torch.float32
