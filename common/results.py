@@ -32,9 +32,11 @@ def git_state(root: Path | None = None) -> tuple[str, bool]:
     """(commit sha, dirty?) of the checkout (dirty: tracked code/config changed; experiments/ does not count);
     ('unknown', True) outside a git checkout.
 
-    A copy of the tree without `.git` (a remote GPU node) can pass the commit it was copied from in
-    `PAPERCLUB_GIT_COMMIT` (and `PAPERCLUB_GIT_DIRTY=0|1`).
+    A copy of the tree (a remote GPU node) states the commit it was copied from in `PAPERCLUB_GIT_COMMIT` (and
+    `PAPERCLUB_GIT_DIRTY=0|1`, default 1); when set it wins over git, whose `.git` in such a copy may be stale.
     """
+    if os.environ.get("PAPERCLUB_GIT_COMMIT"):
+        return os.environ["PAPERCLUB_GIT_COMMIT"], os.environ.get("PAPERCLUB_GIT_DIRTY", "1") != "0"
     root = root or repo_root()
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
@@ -44,8 +46,6 @@ def git_state(root: Path | None = None) -> tuple[str, bool]:
                                  ":(exclude)experiments"], cwd=root, capture_output=True, text=True,
                                 check=True).stdout
     except (OSError, subprocess.CalledProcessError):
-        if os.environ.get("PAPERCLUB_GIT_COMMIT"):
-            return os.environ["PAPERCLUB_GIT_COMMIT"], os.environ.get("PAPERCLUB_GIT_DIRTY", "1") != "0"
         return "unknown", True
     return sha, bool(status.strip())
 

@@ -49,3 +49,17 @@ def test_report_lists_metrics_next_to_paper(tmp_path):
     text = render_report(tmp_path)
     assert "## ssd" in text and "### speedup - scale `gpu`" in text
     assert "| ssd_over_ar | 3.1 | 4 |" in text
+
+
+def test_git_state_prefers_the_commit_a_tree_copy_states(monkeypatch, tmp_path):
+    from common.results import git_state
+
+    sha, _ = git_state()
+    assert len(sha) == 40  # this checkout
+    monkeypatch.setenv("PAPERCLUB_GIT_COMMIT", "f" * 40)
+    monkeypatch.setenv("PAPERCLUB_GIT_DIRTY", "0")
+    assert git_state() == ("f" * 40, False)  # wins over the (possibly stale) .git of a copied tree
+    monkeypatch.delenv("PAPERCLUB_GIT_DIRTY")
+    assert git_state(tmp_path) == ("f" * 40, True)  # dirty unless stated clean
+    monkeypatch.delenv("PAPERCLUB_GIT_COMMIT")
+    assert git_state(tmp_path) == ("unknown", True)  # no checkout, nothing stated
