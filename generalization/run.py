@@ -178,6 +178,7 @@ class BoundConfig:
     epochs: int = 1
     batch_size: int = 512
     lrs: list[float] = field(default_factory=lambda: [0.1])  # Adam lr of z; each is tried, the tightest bound kept
+    schedule: str = "constant"  # lr schedule of the subspace training: constant or cosine (decays to 0)
     qat_epochs: int = 1
     qat_lr: float = 0.01
     fit_samples: int = 20000  # training subset (0: all n); the bound's train error is on all n points
@@ -189,6 +190,7 @@ class BoundConfig:
         check_choice("bound.projection", self.projection, PROJECTIONS)
         check_range("bound.delta", self.delta, 0, 1, low_open=True, high_open=True)
         check_range("bound.levels", self.levels, 2, 2**16)
+        check_choice("bound.schedule", self.schedule, ("constant", "cosine"))
         if not self.lrs:
             raise ConfigError("bound.lrs must list at least one learning rate")
         for lr in self.lrs:

@@ -193,9 +193,9 @@ def bound(cfg, log) -> tuple[dict, dict]:
         candidates = []
         for lr in bc.lrs:
             settings = CompressionSettings(d=d, projection=bc.projection, levels=bc.levels, epochs=bc.epochs,
-                                           batch_size=bc.batch_size, lr=lr, qat_epochs=bc.qat_epochs,
-                                           qat_lr=bc.qat_lr, fit_samples=bc.fit_samples, delta=bc.delta,
-                                           n_hypers=n_hypers, seed=cfg.seed)
+                                           batch_size=bc.batch_size, lr=lr, schedule=bc.schedule,
+                                           qat_epochs=bc.qat_epochs, qat_lr=bc.qat_lr, fit_samples=bc.fit_samples,
+                                           delta=bc.delta, n_hypers=n_hypers, seed=cfg.seed)
             torch.manual_seed(cfg.seed)
             model = build_model(bc.model, xs.shape[1], width, depth=bc.depth)
             candidates.append({**compress_and_bound(model, xs, ys, xts, yts, settings), "width": width, "lr": lr})

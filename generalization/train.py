@@ -9,11 +9,14 @@ that learns the data quickly has a high (less negative) estimate.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 LOSSES = ("ce", "mse")
+SCHEDULES = ("constant", "cosine")
 
 
 def loss_fn(name: str, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -27,8 +30,10 @@ def loss_fn(name: str, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int, batch_size: int, lr: float,
         loss: str = "ce", optimizer: str = "adam", weight_decay: float = 0.0, seed: int = 0,
-        params: list[torch.nn.Parameter] | None = None) -> dict[str, list[float]]:
-    """Train `model` (its `params`, default all) in place; returns per-epoch mean loss and error."""
+        params: list[torch.nn.Parameter] | None = None, schedule: str = "constant") -> dict[str, list[float]]:
+    """Train `model` (its `params`, default all) in place; returns per-epoch mean loss and error.
+
+    `schedule`: "constant" lr, or "cosine" decay from lr to 0 over all steps of the `epochs` passes."""
     params = list(model.parameters()) if params is None else params
     if optimizer == "adam":
         opt = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
@@ -36,8 +41,13 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int, batch_s
         opt = torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay)
     else:
         raise ValueError(f"unknown optimizer {optimizer!r}; expected 'adam' or 'sgd'")
+    if schedule not in SCHEDULES:
+        raise ValueError(f"unknown schedule {schedule!r}; expected one of {', '.join(SCHEDULES)}")
     gen = torch.Generator().manual_seed(seed)
     n = len(x)
+    total_steps = epochs * math.ceil(n / batch_size)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda t: 0.5 * (1 + math.cos(math.pi * min(t, total_steps) / total_steps)) if schedule == "cosine" else 1.0)
     history: dict[str, list[float]] = {"loss": [], "error": []}
     model.train()
     for _ in range(epochs):
@@ -50,6 +60,7 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int, batch_s
             opt.zero_grad(set_to_none=True)
             value.backward()
             opt.step()
+            sched.step()
             total += float(value.detach()) * len(idx)
             wrong += int((logits.argmax(1) != y[idx]).sum())
         history["loss"].append(total / n)

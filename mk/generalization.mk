@@ -7,7 +7,7 @@ GEN_ARGS ?=
 .PHONY: reproduce-generalization fig-generalization-polynomial fig-generalization-benign \
 	fig-generalization-double_descent fig-generalization-bound fig-generalization-flatness test-generalization \
 	fig-generalization-benign_resnet fig-generalization-double_descent_resnet reproduce-generalization-resnet \
-	fig-generalization-bound_resnet
+	fig-generalization-bound_resnet fig-generalization-bound_width
 
 fig-generalization-polynomial: $(STAMP)  ## Fig. 1a-c: order-penalised 150th-order polynomial on simple/complex/noise data
 	$(GEN_RUN) experiment=$(call GEN_EXP,polynomial) $(GEN_ARGS)
@@ -40,6 +40,10 @@ fig-generalization-double_descent_resnet: $(STAMP)  ## Fig. 1f with a width-k co
 
 fig-generalization-bound_resnet: $(STAMP)  ## compression bounds for the conv-ResNet width family (GPU config, one H100: minutes)
 	$(GEN_RUN) experiment=bound_resnet_gpu $(GEN_ARGS)
+	$(PY) -m generalization.plot --only bound --scale gpu
+
+fig-generalization-bound_width: $(STAMP)  ## bound vs MLP width 32..2048 at d=2000, 60 passes + cosine decay (GPU config, one H100)
+	$(GEN_RUN) experiment=bound_width_gpu $(GEN_ARGS)
 	$(PY) -m generalization.plot --only bound --scale gpu
 
 reproduce-generalization-resnet: fig-generalization-benign_resnet fig-generalization-double_descent_resnet  ## both conv-ResNet cpu variants

@@ -40,6 +40,7 @@ class CompressionSettings:
     epochs: int = 3
     batch_size: int = 256
     lr: float = 0.05
+    schedule: str = "constant"  # lr schedule of the subspace training: "constant" or "cosine" (to 0)
     qat_epochs: int = 1
     qat_lr: float = 0.01
     fit_samples: int = 0  # train on a random subset of this size (0: all); the bound still uses all n points
@@ -75,7 +76,7 @@ def compress_and_bound(model: nn.Module, x: torch.Tensor, y: torch.Tensor, x_tes
         x_fit, y_fit = x[pick.to(x.device)], y[pick.to(x.device)]
     else:
         x_fit, y_fit = x, y
-    fit(net, x_fit, y_fit, cfg.epochs, cfg.batch_size, cfg.lr, params=[net.z], seed=cfg.seed)
+    fit(net, x_fit, y_fit, cfg.epochs, cfg.batch_size, cfg.lr, params=[net.z], seed=cfg.seed, schedule=cfg.schedule)
     float_train, float_test = evaluate(net, x, y)["error"], evaluate(net, x_test, y_test)["error"]
     quant = QuantizedSubspace(net, cfg.levels)
     if cfg.qat_epochs:
