@@ -174,11 +174,21 @@ def draw_double_descent(record: dict):
         if kind == "rf":
             ax.axvline(rf["n_train"], **PAPER_STYLE)
         twin = ax.twinx()
-        twin.semilogx(xs, r["effective_dim"], "^--", color=PALETTE[2], label="effective dim.")
+        twin.semilogx(xs, r["effective_dim"], "^--", color=PALETTE[2], label=_neff_label(record, kind))
         twin.set_ylabel("effective dimensionality")
-        _joint_legend(ax, twin, "upper left")
+        _joint_legend(ax, twin, "upper right" if kind == "net" else "upper left")
     fig.tight_layout()
     return fig
+
+
+def _neff_label(record: dict, kind: str) -> str:
+    """How a double-descent panel's N_eff was computed (older records: SLQ for the nets)."""
+    dd = record.get("config", {}).get("double_descent", {})
+    if kind == "rf":
+        return f"N_eff, exact (alpha={dd.get('rf_alpha', 0.01):g})"
+    if record["metrics"]["net"].get("effective_dim_method") == "topk":
+        return f"N_eff, top-{dd.get('neff_top_k')} Lanczos (alpha={dd.get('net_alpha'):g})"
+    return f"N_eff, SLQ (alpha={dd.get('net_alpha', 0.1):g})"
 
 
 def _draw_rf_ce(ax_err, ax_nll, ce: dict) -> None:
@@ -239,8 +249,6 @@ def draw_bound(record: dict):
                   label="compression ratio 32D / code bits")
         twin.set_yscale("log")
         twin.set_ylabel("compression ratio (float32 size / code)")
-        ax.set_xticks(xs, labels)
-        ax.minorticks_off()
         _joint_legend(ax, twin, "upper left")
     axes[0].set_title(f"bound vs d ({family} width {m['vs_dim'][0]['width']})")
     axes[1].set_title(f"bound vs model size (d = {m['vs_width'][0]['d']})")

@@ -9,6 +9,7 @@ import math
 
 import numpy as np
 import torch
+from threadpoolctl import threadpool_limits
 from torch.nn.utils import parameters_to_vector
 
 from generalization import data as datasets
@@ -135,8 +136,6 @@ def double_descent(cfg, log) -> tuple[dict, dict]:
     rng = np.random.default_rng(cfg.seed)
     x, y, xt, yt = _images(cfg, max(dd.rf_n_train, dd.net_n_train), dd.n_test, rng)
     y_noisy = datasets.alter_labels(y, dd.label_noise, 10, np.random.default_rng(cfg.seed + 1))
-    from threadpoolctl import threadpool_limits
-
     with threadpool_limits(limits=dd.blas_threads or None, user_api="blas"):
         rf = width_sweep(x[:dd.rf_n_train], y_noisy[:dd.rf_n_train], xt, yt, list(dd.rf_widths), dd.rf_alpha,
                          dd.rf_seeds, cfg.seed)
