@@ -21,6 +21,13 @@ def random_features(x: np.ndarray, W: np.ndarray) -> np.ndarray:
     return np.maximum(x @ W.T / np.sqrt(x.shape[1]), 0.0) / np.sqrt(W.shape[0])
 
 
+def feature_draws(x: np.ndarray, x_test: np.ndarray, p: int, seeds: int, seed: int):
+    """Yield (phi (n, p), phi_test (m, p)) for `seeds` draws of W; the same draws in every sweep of this module."""
+    for s in range(seeds):
+        W = np.random.default_rng(seed + 7919 * s + p).normal(size=(p, x.shape[1]))
+        yield random_features(x, W), random_features(x_test, W)
+
+
 def min_norm_fit(phi: np.ndarray, Y: np.ndarray, rcond: float = 1e-10) -> tuple[np.ndarray, np.ndarray]:
     """(weights (p, C), singular values) of the minimum-norm least-squares solution."""
     U, s, Vt = np.linalg.svd(phi, full_matrices=False)
@@ -38,9 +45,7 @@ def width_sweep(x: np.ndarray, y: np.ndarray, x_test: np.ndarray, y_test: np.nda
     out: dict[str, list[float]] = {"width": list(widths), **{k: [] for k in keys}}
     for p in widths:
         rows = {k: [] for k in keys}
-        for s in range(seeds):
-            W = np.random.default_rng(seed + 7919 * s + p).normal(size=(p, x.shape[1]))
-            phi, phi_test = random_features(x, W), random_features(x_test, W)
+        for phi, phi_test in feature_draws(x, x_test, p, seeds, seed):
             weights, sv = min_norm_fit(phi, Y)
             pred, pred_test = phi @ weights, phi_test @ weights
             rows["train_error"].append(float((pred.argmax(1) != y).mean()))
@@ -172,9 +177,7 @@ def ce_width_sweep(x: np.ndarray, y: np.ndarray, x_test: np.ndarray, y_test: np.
     out: dict[str, list[float]] = {"width": list(widths), **{k: [] for k in keys}}
     for p in widths:
         rows = {k: [] for k in keys}
-        for s in range(seeds):
-            W = np.random.default_rng(seed + 7919 * s + p).normal(size=(p, x.shape[1]))
-            phi, phi_test = random_features(x, W), random_features(x_test, W)
+        for phi, phi_test in feature_draws(x, x_test, p, seeds, seed):
             ridge = ridge_rel * float((phi**2).sum(1).mean())
             fit = softmax_ce_fit(phi, y, ridge, classes)
             if not fit["converged"]:
