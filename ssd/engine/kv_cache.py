@@ -26,6 +26,8 @@ class KVCache:
         self.k: list[Tensor] = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(num_layers)]
         self.v: list[Tensor] = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(num_layers)]
         self.num_slots, self.max_len = num_slots, max_len
+        # the decode-attention kernel's per-(row, KV head) split counters; rows <= 2 * slots (graph padding)
+        self.attention_locks = torch.zeros(2 * num_slots * num_kv_heads, dtype=torch.int32, device=device)
 
     @classmethod
     def for_model(cls, config, num_slots: int, max_len: int, dtype: torch.dtype,

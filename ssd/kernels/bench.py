@@ -17,14 +17,18 @@ from typing import Any
 # (batch, K, vocab): batch-1 latency, a serving batch, and a large batch at the Llama-3 vocabulary size
 VERIFY_SHAPES = [(1, 7, 16384), (16, 7, 16384), (64, 7, 16384), (1, 7, 128256), (32, 7, 128256)]
 RMSNORM_SHAPES = [(1, 2048), (64, 2048), (1, 8192), (64, 8192)]  # (rows, hidden)
-ROTARY_SHAPES = [(1, 32, 8, 128), (64, 32, 8, 128), (1, 64, 8, 128)]  # (tokens, q heads, kv heads, head dim)
+QKV_SHAPES = [(1, 32, 8, 64), (8, 32, 8, 64), (64, 32, 8, 128)]  # (tokens, q heads, kv heads, head dim)
+# (rows, tokens per row, q heads, kv heads, head dim, cache length, keys visible): decode, verify, branch batch
+ATTENTION_SHAPES = [(1, 1, 32, 8, 64, 1024, 512), (1, 8, 32, 8, 64, 1024, 512), (24, 2, 32, 8, 64, 1024, 512),
+                    (1, 1, 24, 8, 128, 1024, 512)]
+SWIGLU_SHAPES = [(1, 8192), (8, 8192), (64, 14336)]  # (rows, intermediate)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="first shape of each kernel only")
     parser.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float16", "float32"],
-                        help="activation dtype for rmsnorm / rotary")
+                        help="activation dtype for rmsnorm / rotary / attention / swiglu")
     args = parser.parse_args(argv)
     import torch
 
@@ -38,7 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     dtype = getattr(torch, args.dtype)
     pick = (lambda shapes: shapes[:1]) if args.quick else (lambda shapes: shapes)
     rows = [*bench_verify(pick(VERIFY_SHAPES)), *bench_rmsnorm(pick(RMSNORM_SHAPES), dtype),
-            *bench_rotary(pick(ROTARY_SHAPES), dtype)]
+            *bench_qkv_rotary(pick(QKV_SHAPES), dtype), *bench_attention(pick(ATTENTION_SHAPES), dtype),
+            *bench_swiglu(pick(SWIGLU_SHAPES), dtype)]
     for row in rows:
         print(f"{row['kernel']:>18} {str(row['shape']):>24}  triton {row['triton_us']:8.1f} us   "
               f"torch {row['torch_us']:8.1f} us   x{row['speedup']:.2f}")
@@ -77,7 +82,7 @@ def bench_verify(shapes: list[tuple[int, int, int]]) -> list[dict[str, Any]]:
 def bench_rmsnorm(shapes: list[tuple[int, int]], dtype) -> list[dict[str, Any]]:
     import torch
 
-    from ssd.kernels.rmsnorm_rotary import rmsnorm, rmsnorm_reference
+    from ssd.kernels.rmsnorm import rmsnorm, rmsnorm_reference
 
     rows = []
     for n, d in shapes:
@@ -90,20 +95,61 @@ def bench_rmsnorm(shapes: list[tuple[int, int]], dtype) -> list[dict[str, Any]]:
     return rows
 
 
-def bench_rotary(shapes: list[tuple[int, int, int, int]], dtype) -> list[dict[str, Any]]:
+def bench_qkv_rotary(shapes: list[tuple[int, int, int, int]], dtype) -> list[dict[str, Any]]:
     import torch
 
-    from ssd.kernels.rmsnorm_rotary import rotary, rotary_reference, rotary_tables
+    from ssd.kernels.qkv_rotary import qkv_rotary_cache, qkv_rotary_cache_reference, rotary_tables
 
     rows = []
     for t, hq, hk, d in shapes:
-        q = torch.randn(t, hq, d, device="cuda", dtype=dtype)
-        k = torch.randn(t, hk, d, device="cuda", dtype=dtype)
+        qkv = torch.randn(t, (hq + 2 * hk) * d, device="cuda", dtype=dtype)
         pos = torch.randint(0, 4096, (t,), device="cuda")
+        slots = torch.arange(t, device="cuda")
         cos, sin = rotary_tables(4096, d, device="cuda")
-        _check_close(f"rotary {t, hq, hk, d}", rotary(q, k, pos, cos, sin), rotary_reference(q, k, pos, cos, sin))
-        rows.append(_time("rotary_qk", [t, hq, hk, d], partial(rotary, q, k, pos, cos, sin),
-                          partial(rotary_reference, q, k, pos, cos, sin)))
+        caches = [torch.zeros(t, hk, 4096, d, device="cuda", dtype=dtype) for _ in range(4)]
+        args = (qkv, pos, slots, cos, sin)
+        _check_close(f"qkv_rotary {t, hq, hk, d}", qkv_rotary_cache(*args, *caches[:2], hq, hk),
+                     qkv_rotary_cache_reference(*args, *caches[2:], hq, hk))
+        _check_close(f"qkv_rotary cache {t, hq, hk, d}", (caches[0], caches[1]), (caches[2], caches[3]))
+        rows.append(_time("qkv_rotary_cache", [t, hq, hk, d], partial(qkv_rotary_cache, *args, *caches[:2], hq, hk),
+                          partial(qkv_rotary_cache_reference, *args, *caches[2:], hq, hk)))
+    return rows
+
+
+def bench_attention(shapes: list[tuple[int, ...]], dtype) -> list[dict[str, Any]]:
+    import torch
+
+    from ssd.kernels.decode_attention import decode_attention, decode_attention_reference
+
+    rows = []
+    for b, t, hq, hk, d, max_len, visible in shapes:
+        q = torch.randn(b, t, hq, d, device="cuda", dtype=dtype)
+        k = torch.randn(b, hk, max_len, d, device="cuda", dtype=dtype)
+        v = torch.randn_like(k)
+        slots = torch.arange(b, device="cuda")
+        pos = (visible - t + torch.arange(t, device="cuda")).expand(b, t).contiguous()
+        locks = torch.zeros(2 * b * hk, dtype=torch.int32, device="cuda")
+        _check_close(f"decode_attention {b, t, hq, hk, d}", decode_attention(q, k, v, slots, pos, locks),
+                     decode_attention_reference(q, k, v, slots, pos))
+        row = _time("decode_attention", [b, t, hq, hk, d, max_len, visible],
+                    partial(decode_attention, q, k, v, slots, pos, locks),
+                    partial(decode_attention_reference, q, k, v, slots, pos))
+        read = 2 * b * hk * visible * d * k.element_size()
+        row["kv_read_gb_s"] = read / (row["triton_us"] * 1e3)
+        rows.append(row)
+    return rows
+
+
+def bench_swiglu(shapes: list[tuple[int, int]], dtype) -> list[dict[str, Any]]:
+    import torch
+
+    from ssd.kernels.swiglu import silu_mul, silu_mul_reference
+
+    rows = []
+    for n, inter in shapes:
+        x = torch.randn(n, 2 * inter, device="cuda", dtype=dtype)
+        _check_close(f"silu_mul {n, inter}", silu_mul(x), silu_mul_reference(x))
+        rows.append(_time("silu_mul", [n, inter], partial(silu_mul, x), partial(silu_mul_reference, x)))
     return rows
 
 

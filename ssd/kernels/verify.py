@@ -3,8 +3,8 @@
 One Triton program per sequence walks its K draft positions (stopping work at the first rejection), then samples
 the bonus token by inverse CDF over the vocabulary in blocks of BLOCK_V: pass 1 sums the residual
 max(0, p_j - q_j) (and p_j, for the residual-is-zero case), pass 2 finds the first index whose running cumulative
-sum exceeds u * total. The rule and the torch reference are in `ssd.decoding.verification`, re-exported here as
-`verify_reference`; outputs are identical to it for the same uniforms (the only possible difference is a u * total
+sum exceeds u * total. The rule and its torch reference `verify_reference` are in `ssd.decoding.verification`;
+outputs are identical to it for the same uniforms (the only possible difference is a u * total
 that falls within float32 rounding of a cumulative-sum boundary, which the tests never hit).
 """
 
@@ -13,10 +13,10 @@ from __future__ import annotations
 import triton.language as tl
 from torch import Tensor
 
-from ssd.decoding.verification import check_verify_inputs, verify_reference
+from ssd.decoding.verify_inputs import check_verify_inputs
 from ssd.kernels.launch import kernel_for, next_power_of_2
 
-__all__ = ["verify_triton", "verify_reference"]
+__all__ = ["verify_triton"]
 
 MAX_BLOCK_V = 2048
 

@@ -2,24 +2,33 @@
 
 Shapes: B batch rows, T new tokens per row, D hidden size, H query heads, Hkv key/value heads, Dh head dim,
 S cache slots, L cache length (max positions). The KV cache of one layer is a pair of tensors
-`(S, Hkv, L, Dh)`; a forward writes the new tokens' keys/values at `(slot, position)` and attends over the
-whole slot with a causal mask by position, so every step has static shapes (CUDA-graph friendly) and rolling
-back rejected draft tokens only means lowering a sequence's length: stale entries beyond it are masked out.
+`(S, Hkv, L, Dh)`; a forward writes the new tokens' keys/values at `(slot, position)` and each query attends to
+the keys at positions <= its own, so every step has static shapes (CUDA-graph friendly) and rolling back
+rejected draft tokens only means lowering a sequence's length: stale entries beyond it are never read.
+
+Two paths compute the same function: the torch reference (any device) and, with `fused=True`
+(`Llama.use_triton_kernels`), the Triton kernels of `ssd/kernels/`: RMSNorm with the residual add fused, QK-norm +
+rotary + cache write in one launch, decode attention at the true length (split over the keys), silu * up.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ssd.kernels.decode_attention import decode_attention, decode_attention_reference, max_query_rows
+from ssd.kernels.qkv_rotary import qkv_rotary_cache, qkv_rotary_cache_reference
+from ssd.kernels.swiglu import silu_mul
+
 
 class RMSNorm(nn.Module):
     """y = w * x / sqrt(mean(x^2) + eps), computed in float32 like the reference implementation.
 
-    `fused=True` runs the Triton kernel of `ssd.kernels.rmsnorm_rotary` (CUDA, or CPU under TRITON_INTERPRET=1).
+    `fused=True` runs the Triton kernel of `ssd.kernels.rmsnorm` (CUDA, or CPU under TRITON_INTERPRET=1).
     """
 
     def __init__(self, dim: int, eps: float) -> None:
@@ -30,7 +39,7 @@ class RMSNorm(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         if self.fused:
-            from ssd.kernels.rmsnorm_rotary import rmsnorm
+            from ssd.kernels.rmsnorm import rmsnorm
 
             return rmsnorm(x, self.weight, self.eps)
         dtype = x.dtype
@@ -61,24 +70,36 @@ def rope_inverse_frequencies(head_dim: int, theta: float, scaling: dict | None) 
 
 
 def rope_table(inv_freq: Tensor, max_len: int, device: torch.device | str) -> tuple[Tensor, Tensor]:
-    """(cos, sin), each (max_len, Dh) float32, for positions 0..max_len-1."""
+    """(cos, sin), each (max_len, Dh/2) float32, for positions 0..max_len-1 (the two halves of a head share them)."""
     positions = torch.arange(max_len, dtype=torch.float32, device=device)
     freqs = torch.outer(positions, inv_freq.to(device))
-    emb = torch.cat((freqs, freqs), dim=-1)
-    return emb.cos(), emb.sin()
+    return freqs.cos(), freqs.sin()
 
 
-def apply_rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
-    """Rotate x (B, T, heads, Dh) by cos/sin (B, T, Dh) (the 'rotate half' convention of HF Llama)."""
-    cos = cos.unsqueeze(2).to(x.dtype)
-    sin = sin.unsqueeze(2).to(x.dtype)
-    half = x.shape[-1] // 2
-    rotated = torch.cat((-x[..., half:], x[..., :half]), dim=-1)
-    return x * cos + rotated * sin
+@dataclass
+class AttentionBatch:
+    """Where a forward's tokens sit in the KV cache, shared by every layer of one forward.
+
+    positions (B, T) int64; slots (B,) int64 cache slot of each row; prefix_slots / prefix_lens (B,) or None: keys
+    at positions < prefix_lens[b] are read from slot prefix_slots[b] (speculation branches that share their
+    sequence's prefix); prefill: every row starts at position 0 with an empty slot, so attention only needs the
+    new tokens (one causal flash-attention call); locks: the decode kernel's int32 workspace (Triton path only).
+    """
+
+    positions: Tensor
+    slots: Tensor
+    prefix_slots: Tensor | None = None
+    prefix_lens: Tensor | None = None
+    prefill: bool = False
+    locks: Tensor | None = None
 
 
 class Attention(nn.Module):
-    """Grouped-query attention reading/writing one layer of a slot-indexed KV cache (optional QK-norm)."""
+    """Grouped-query attention reading/writing one layer of a slot-indexed KV cache (optional QK-norm).
+
+    Loads with Hugging Face's separate q/k/v projections; `fuse()` (called by `load_model`) concatenates them
+    into one `qkv_proj`, which is what `forward` runs: one GEMM instead of three.
+    """
 
     def __init__(self, hidden: int, heads: int, kv_heads: int, head_dim: int, bias: bool, qk_norm: bool,
                  eps: float) -> None:
@@ -87,51 +108,83 @@ class Attention(nn.Module):
         self.q_proj = nn.Linear(hidden, heads * head_dim, bias=bias)
         self.k_proj = nn.Linear(hidden, kv_heads * head_dim, bias=bias)
         self.v_proj = nn.Linear(hidden, kv_heads * head_dim, bias=bias)
+        self.qkv_proj: nn.Linear | None = None
         self.o_proj = nn.Linear(heads * head_dim, hidden, bias=bias)
         self.q_norm = RMSNorm(head_dim, eps) if qk_norm else None
         self.k_norm = RMSNorm(head_dim, eps) if qk_norm else None
-        self.fused = False  # Triton rotary: cos/sin are then (L, Dh/2) tables looked up in the kernel
+        self.fused = False  # Triton: QK-norm + rotary + cache write in one launch, decode attention kernel
 
-    def forward(self, x: Tensor, cos: Tensor, sin: Tensor, cache_k: Tensor, cache_v: Tensor, slots: Tensor,
-                positions: Tensor, mask: Tensor) -> Tensor:
-        """x (B, T, D); cache_* (S, Hkv, L, Dh); slots (B,); positions (B, T); mask (B, 1, T, L) bool.
+    def fuse(self) -> None:
+        """Replace q/k/v projections by one `qkv_proj` (rows: queries, keys, values)."""
+        self.qkv_proj = fuse_linear([self.q_proj, self.k_proj, self.v_proj])
+        del self.q_proj, self.k_proj, self.v_proj
 
-        cos/sin: (B, T, Dh) rows for `positions`, or with `fused` the (L, Dh/2) tables.
-        """
+    def forward(self, x: Tensor, cos: Tensor, sin: Tensor, cache_k: Tensor, cache_v: Tensor,
+                batch: AttentionBatch) -> Tensor:
+        """x (B, T, D); cache_* (S, Hkv, L, Dh); cos/sin (L, Dh/2) float32 rotary tables. Returns (B, T, D)."""
+        if self.qkv_proj is None:
+            raise RuntimeError("Attention.fuse() must run before forward (load_model does it)")
         b, t, _ = x.shape
-        q = self.q_proj(x).view(b, t, self.heads, self.head_dim)
-        k = self.k_proj(x).view(b, t, self.kv_heads, self.head_dim)
-        v = self.v_proj(x).view(b, t, self.kv_heads, self.head_dim)
-        if self.q_norm is not None:
-            q, k = self.q_norm(q), self.k_norm(k)
-        if self.fused:
-            from ssd.kernels.rmsnorm_rotary import rotary
-
-            q, k = rotary(q.reshape(b * t, self.heads, self.head_dim), k.reshape(b * t, self.kv_heads, self.head_dim),
-                          positions.reshape(-1), cos, sin)
-            q, k = q.view(b, t, self.heads, self.head_dim), k.view(b, t, self.kv_heads, self.head_dim)
+        qkv = self.qkv_proj(x).view(b * t, -1)
+        rows = batch.slots[:, None].expand(b, t).reshape(-1)
+        positions = batch.positions.reshape(-1)
+        norms = (None, None) if self.q_norm is None else (self.q_norm.weight, self.k_norm.weight)
+        eps = 1e-6 if self.q_norm is None else self.q_norm.eps
+        write = qkv_rotary_cache if self.fused else qkv_rotary_cache_reference
+        q = write(qkv, positions, rows, cos, sin, cache_k, cache_v, self.heads, self.kv_heads, *norms, eps)
+        q = q.view(b, t, self.heads, self.head_dim)
+        if batch.prefill and self.fused:  # fresh slots: causal flash attention over the new tokens alone
+            keys, values = cache_k[batch.slots, :, :t], cache_v[batch.slots, :, :t]
+            out = F.scaled_dot_product_attention(q.transpose(1, 2), keys, values, is_causal=True,
+                                                 enable_gqa=self.kv_heads != self.heads).transpose(1, 2)
+        elif self.fused and t <= max_query_rows(self.heads, self.kv_heads):
+            out = decode_attention(q, cache_k, cache_v, batch.slots, batch.positions, batch.locks,
+                                   batch.prefix_slots, batch.prefix_lens)
         else:
-            q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
-        rows = slots[:, None].expand(b, t)
-        cache_k[rows, :, positions] = k.to(cache_k.dtype)
-        cache_v[rows, :, positions] = v.to(cache_v.dtype)
-        keys, values = cache_k[slots], cache_v[slots]  # (B, Hkv, L, Dh)
-        out = F.scaled_dot_product_attention(q.transpose(1, 2), keys.to(q.dtype), values.to(q.dtype),
-                                             attn_mask=mask, enable_gqa=self.kv_heads != self.heads)
-        return self.o_proj(out.transpose(1, 2).reshape(b, t, self.heads * self.head_dim))
+            out = decode_attention_reference(q, cache_k, cache_v, batch.slots, batch.positions,
+                                             batch.prefix_slots, batch.prefix_lens)
+        return self.o_proj(out.reshape(b, t, self.heads * self.head_dim))
 
 
 class SwiGLU(nn.Module):
-    """down(silu(gate(x)) * up(x))."""
+    """down(silu(gate(x)) * up(x)); `fuse()` joins gate and up into one `gate_up_proj` GEMM."""
 
     def __init__(self, hidden: int, intermediate: int, bias: bool) -> None:
         super().__init__()
         self.gate_proj = nn.Linear(hidden, intermediate, bias=bias)
         self.up_proj = nn.Linear(hidden, intermediate, bias=bias)
+        self.gate_up_proj: nn.Linear | None = None
         self.down_proj = nn.Linear(intermediate, hidden, bias=bias)
+        self.fused = False  # Triton silu * up
+
+    def fuse(self) -> None:
+        """Replace gate/up projections by one `gate_up_proj` (rows: gate, then up)."""
+        self.gate_up_proj = fuse_linear([self.gate_proj, self.up_proj])
+        del self.gate_proj, self.up_proj
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+        if self.gate_up_proj is None:
+            raise RuntimeError("SwiGLU.fuse() must run before forward (load_model does it)")
+        shape = x.shape
+        gate_up = self.gate_up_proj(x).view(-1, self.down_proj.in_features * 2)
+        if self.fused:
+            hidden = silu_mul(gate_up)
+        else:
+            gate, up = gate_up.chunk(2, dim=-1)
+            hidden = F.silu(gate) * up
+        return self.down_proj(hidden).view(shape)
+
+
+def fuse_linear(parts: list[nn.Linear]) -> nn.Linear:
+    """One Linear whose output rows are the concatenation of `parts`' outputs (weights and biases joined)."""
+    weight = torch.cat([p.weight for p in parts], dim=0)
+    fused = nn.Linear(weight.shape[1], weight.shape[0], bias=parts[0].bias is not None,
+                      device=weight.device, dtype=weight.dtype)
+    with torch.no_grad():
+        fused.weight.copy_(weight)
+        if fused.bias is not None:
+            fused.bias.copy_(torch.cat([p.bias for p in parts]))
+    return fused.requires_grad_(parts[0].weight.requires_grad)
 
 
 class DecoderLayer(nn.Module):
@@ -146,11 +199,11 @@ class DecoderLayer(nn.Module):
         self.mlp = SwiGLU(hidden, intermediate, mlp_bias)
         self.fused = False  # residual add fused into the second RMSNorm (Triton)
 
-    def forward(self, x: Tensor, cos: Tensor, sin: Tensor, cache_k: Tensor, cache_v: Tensor, slots: Tensor,
-                positions: Tensor, mask: Tensor) -> Tensor:
-        attn = self.self_attn(self.input_layernorm(x), cos, sin, cache_k, cache_v, slots, positions, mask)
+    def forward(self, x: Tensor, cos: Tensor, sin: Tensor, cache_k: Tensor, cache_v: Tensor,
+                batch: AttentionBatch) -> Tensor:
+        attn = self.self_attn(self.input_layernorm(x), cos, sin, cache_k, cache_v, batch)
         if self.fused:
-            from ssd.kernels.rmsnorm_rotary import rmsnorm
+            from ssd.kernels.rmsnorm import rmsnorm
 
             norm = self.post_attention_layernorm
             y, x = rmsnorm(attn, norm.weight, norm.eps, residual=x)

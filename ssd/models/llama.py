@@ -1,12 +1,12 @@
 """Llama decoder for inference: RMSNorm, rotary (default / linear / llama3 scaling), GQA, SwiGLU, optional tied
 embeddings; the same module serves Qwen3 (QK-norm) through `ssd/models/qwen3.py`.
 
-    model = Llama(LlamaConfig.from_hf(json.load(open("config.json"))))
-    model.setup_rope(max_len=2048, device="cpu")
-    logits = model(input_ids, positions, cache, slots)      # (B, T, V)
+    model = load_model("ckpt/target", torch.bfloat16, "cuda", max_len=2048)   # ssd/models/loading.py
+    model.use_triton_kernels()                               # the fast decode path (CUDA)
+    logits = model(input_ids, positions, cache, slots)      # (B, T, V) in the model's dtype
 
 Parameter names equal Hugging Face's (`model.layers.0.self_attn.q_proj.weight`, `lm_head.weight`), so a
-checkpoint's state dict loads as is (`ssd/models/loading.py`).
+checkpoint's state dict loads as is; `fuse_projections()` then joins q/k/v and gate/up into one GEMM each.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ssd.models.layers import DecoderLayer, RMSNorm, rope_inverse_frequencies, rope_table
+from ssd.models.layers import AttentionBatch, DecoderLayer, RMSNorm, rope_inverse_frequencies, rope_table
 
 
 @dataclass
@@ -90,35 +90,36 @@ class Llama(nn.Module):
         self.sin: Tensor | None = None
         self.fused = False
 
+    def fuse_projections(self) -> None:
+        """Join q/k/v and gate/up projections into one GEMM each (after the HF-named weights are loaded)."""
+        for layer in self.model.layers:
+            layer.self_attn.fuse()
+            layer.mlp.fuse()
+
     def use_triton_kernels(self, on: bool = True) -> None:
-        """Run RMSNorm (+ fused residual add) and rotary with the Triton kernels of `ssd.kernels.rmsnorm_rotary`
-        (CUDA tensors, or CPU under TRITON_INTERPRET=1)."""
+        """Run RMSNorm (+ fused residual add), QK-norm + rotary + cache write, decode attention and silu * up with
+        the Triton kernels of `ssd/kernels/` (CUDA tensors, or CPU under TRITON_INTERPRET=1)."""
         self.fused = on
         for module in self.modules():
             if hasattr(module, "fused") and module is not self:
                 module.fused = on
 
     def setup_rope(self, max_len: int, device: torch.device | str) -> None:
-        """Precompute the rotary table for positions < max_len on `device` (call after loading weights)."""
+        """Precompute the (max_len, Dh/2) rotary tables on `device` (call after loading weights)."""
         inv_freq = rope_inverse_frequencies(self.config.head_dim, self.config.rope_theta, self.config.rope_scaling)
         self.cos, self.sin = rope_table(inv_freq, max_len, device)
-        half = self.config.head_dim // 2  # the table repeats across the two halves; the Triton kernel takes one
-        self.cos_half, self.sin_half = self.cos[:, :half].contiguous(), self.sin[:, :half].contiguous()
 
-    def forward(self, input_ids: Tensor, positions: Tensor, cache: Any, slots: Tensor,
-                last_only: bool = False) -> Tensor:
-        """Logits (B, T, V) float32 (or (B, 1, V) with `last_only`) for tokens at `positions` of cache `slots`."""
+    def forward(self, input_ids: Tensor, positions: Tensor, cache: Any, slots: Tensor, last_only: bool = False,
+                prefix_slots: Tensor | None = None, prefix_lens: Tensor | None = None,
+                prefill: bool = False) -> Tensor:
+        """Logits (B, T, V) in the model's dtype (or (B, 1, V) with `last_only`) for tokens at `positions` of
+        cache `slots`; see `AttentionBatch` for the shared prefix and `prefill`."""
         if self.cos is None:
             raise RuntimeError("call setup_rope(max_len, device) before the first forward")
+        batch = AttentionBatch(positions, slots, prefix_slots, prefix_lens, prefill, cache.attention_locks)
         x = self.model.embed_tokens(input_ids)
-        if self.fused:  # the kernel looks rows up itself in (L, Dh/2) tables
-            cos, sin = self.cos_half, self.sin_half
-        else:
-            cos, sin = self.cos[positions], self.sin[positions]
-        key_pos = torch.arange(cache.max_len, device=input_ids.device)
-        mask = (key_pos[None, None, :] <= positions[:, :, None]).unsqueeze(1)  # (B, 1, T, L)
         for i, layer in enumerate(self.model.layers):
-            x = layer(x, cos, sin, cache.k[i], cache.v[i], slots, positions, mask)
+            x = layer(x, self.cos, self.sin, cache.k[i], cache.v[i], batch)
         if last_only:
             x = x[:, -1:]
-        return self.lm_head(self.model.norm(x)).float()
+        return self.lm_head(self.model.norm(x))

@@ -32,7 +32,8 @@ class ModelLoadError(RuntimeError):
 
 def load_model(path: str | Path, dtype: torch.dtype = torch.float32, device: str = "cpu",
                max_len: int | None = None) -> Llama:
-    """The model in `path` (HF layout) in eval mode on `device`, rotary table ready for `max_len` positions."""
+    """The model in `path` (HF layout) in eval mode on `device`, projections fused, rotary table ready for
+    `max_len` positions."""
     path = Path(path)
     hf = read_hf_config(path)
     config_cls, model_cls = _architecture(hf, path)
@@ -60,6 +61,7 @@ def load_model(path: str | Path, dtype: torch.dtype = torch.float32, device: str
     model.load_state_dict(state, strict=False, assign=True)
     if config.tie_word_embeddings:
         model.lm_head.weight = model.model.embed_tokens.weight
+    model.fuse_projections()
     model.setup_rope(max_len or config.max_position_embeddings, device)
     return model.eval().requires_grad_(False)
 

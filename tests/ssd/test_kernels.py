@@ -18,8 +18,11 @@ import pytest
 import torch
 
 from ssd.decoding.verification import verify, verify_reference
+from ssd.kernels.decode_attention import decode_attention, decode_attention_reference
 from ssd.kernels.launch import KernelUnavailableError, interpreter_active
-from ssd.kernels.rmsnorm_rotary import rmsnorm, rmsnorm_reference, rotary, rotary_reference, rotary_tables
+from ssd.kernels.qkv_rotary import qkv_rotary_cache, qkv_rotary_cache_reference, rotary_tables
+from ssd.kernels.rmsnorm import rmsnorm, rmsnorm_reference
+from ssd.kernels.swiglu import silu_mul, silu_mul_reference
 from ssd.kernels.verify import verify_triton
 
 IN_INTERPRETER = interpreter_active()
@@ -138,33 +141,121 @@ def test_rmsnorm_kernel_matches_reference(dim):
     torch.testing.assert_close(y.double(), expected, atol=1e-5, rtol=1e-5)
 
 
+def _qkv_case(seed: int, tokens: int, hq: int, hk: int, d: int, slots: int = 3, length: int = 16):
+    g = torch.Generator().manual_seed(seed)
+    qkv = torch.randn(tokens, (hq + 2 * hk) * d, generator=g)
+    pos = torch.randperm(length, generator=g)[:tokens]
+    rows = torch.randint(0, slots, (tokens,), generator=g)
+    return qkv, pos, rows, torch.full((slots, hk, length, d), float("nan"))
+
+
+@pytest.mark.parametrize("qk_norm", [False, True])
 @interpreted
-def test_rotary_kernel_matches_reference_and_transformers():
+def test_qkv_rotary_cache_kernel_matches_reference_and_transformers(qk_norm):
     from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
 
-    g = torch.Generator().manual_seed(0)
     tokens, hq, hk, d = 4, 3, 1, 24  # d/2 = 12: not a power of two
-    q = torch.randn(tokens, hq, d, generator=g)
-    k = torch.randn(tokens, hk, d, generator=g)
-    pos = torch.tensor([0, 7, 3, 15])
+    qkv, pos, rows, poison = _qkv_case(0, tokens, hq, hk, d)
     cos, sin = rotary_tables(16, d, theta=500000.0)
-    out_q, out_k = rotary(q, k, pos, cos, sin)
-    ref_q, ref_k = rotary_reference(q, k, pos, cos, sin)
-    torch.testing.assert_close(out_q, ref_q, atol=1e-6, rtol=1e-6)
-    torch.testing.assert_close(out_k, ref_k, atol=1e-6, rtol=1e-6)
+    norms = (torch.rand(d) + 0.5, torch.rand(d) + 0.5) if qk_norm else (None, None)
+    caches = [poison.clone() for _ in range(4)]
+    q = qkv_rotary_cache(qkv, pos, rows, cos, sin, caches[0], caches[1], hq, hk, *norms, eps=1e-6)
+    q_ref = qkv_rotary_cache_reference(qkv, pos, rows, cos, sin, caches[2], caches[3], hq, hk, *norms, eps=1e-6)
+    torch.testing.assert_close(q, q_ref, atol=1e-6, rtol=1e-6)
+    for out, ref in zip(caches[:2], caches[2:], strict=True):  # same entries written, the rest left untouched
+        torch.testing.assert_close(out, ref, atol=1e-6, rtol=1e-6, equal_nan=True)
+        assert out.isfinite().sum() == tokens * hk * d
+    if qk_norm:
+        return
+    _, k, v = qkv.view(tokens, hq + 2 * hk, d).split([hq, hk, hk], dim=1)
     full_cos = torch.cat([cos, cos], -1)[pos][None]  # HF layout: (1, T, d), q/k as (1, H, T, d)
     full_sin = torch.cat([sin, sin], -1)[pos][None]
-    hf_q, hf_k = apply_rotary_pos_emb(q.transpose(0, 1)[None], k.transpose(0, 1)[None], full_cos, full_sin)
-    torch.testing.assert_close(ref_q, hf_q[0].transpose(0, 1), atol=1e-6, rtol=1e-6)
-    torch.testing.assert_close(ref_k, hf_k[0].transpose(0, 1), atol=1e-6, rtol=1e-6)
+    hf_q, hf_k = apply_rotary_pos_emb(qkv[:, :hq * d].view(tokens, hq, d).transpose(0, 1)[None],
+                                      k.transpose(0, 1)[None], full_cos, full_sin)
+    torch.testing.assert_close(q_ref, hf_q[0].transpose(0, 1), atol=1e-6, rtol=1e-6)
+    torch.testing.assert_close(caches[2][rows, :, pos], hf_k[0].transpose(0, 1), atol=1e-6, rtol=1e-6)
+    torch.testing.assert_close(caches[3][rows, :, pos], v, atol=0, rtol=0)
+
+
+def _attention_case(seed: int, b: int, t: int, hq: int, hk: int, d: int, length: int, prefix: bool):
+    g = torch.Generator().manual_seed(seed)
+    slots = 2 * b + 1
+    q = torch.randn(b, t, hq, d, generator=g)
+    k = torch.randn(slots, hk, length, d, generator=g)
+    v = torch.randn(slots, hk, length, d, generator=g)
+    rows = torch.randperm(slots, generator=g)[:b]
+    last = torch.randint(t, length, (b,), generator=g)
+    pos = last[:, None] - t + 1 + torch.arange(t)  # each row's T tokens end at a random position
+    extra = {}
+    if prefix:
+        extra = {"prefix_slots": torch.randperm(slots, generator=g)[:b],
+                 "prefix_lens": torch.randint(0, length, (b,), generator=g)}
+    return q, k, v, rows, pos, extra
+
+
+def _sdpa_float64(q, k, v, rows, pos, prefix_slots=None, prefix_lens=None):
+    """The definition, independently: gather each row's keys position by position, SDPA with a boolean mask."""
+    b, t, hq, d = q.shape
+    length = k.shape[2]
+    src = rows[:, None].expand(b, length).clone()
+    if prefix_slots is not None:
+        shared = torch.arange(length)[None] < prefix_lens[:, None]
+        src = torch.where(shared, prefix_slots[:, None], src)
+    keys = k[src, :, torch.arange(length)[None]].permute(0, 2, 1, 3).double()  # (B, Hkv, L, d)
+    values = v[src, :, torch.arange(length)[None]].permute(0, 2, 1, 3).double()
+    group = hq // k.shape[1]
+    mask = torch.arange(length)[None, None, None] <= pos[:, None, :, None]
+    out = torch.nn.functional.scaled_dot_product_attention(
+        q.double().transpose(1, 2), keys.repeat_interleave(group, 1), values.repeat_interleave(group, 1),
+        attn_mask=mask)
+    return out.transpose(1, 2)
+
+
+@pytest.mark.parametrize("t,hq,hk,d", [(1, 4, 2, 16), (4, 4, 1, 24), (3, 2, 2, 8)])
+@pytest.mark.parametrize("prefix", [False, True])
+@interpreted
+def test_decode_attention_kernel_matches_the_definition(t, hq, hk, d, prefix):
+    b, length = 3, 300  # 300 keys: two splits of 256, the second partly past every row's end
+    q, k, v, rows, pos, extra = _attention_case(7 * t + d, b, t, hq, hk, d, length, prefix)
+    expected = _sdpa_float64(q, k, v, rows, pos, **extra)
+    ref = decode_attention_reference(q, k, v, rows, pos, **extra)
+    torch.testing.assert_close(ref.double(), expected, atol=1e-5, rtol=1e-5)
+    locks = torch.zeros(2 * b * hk, dtype=torch.int32)
+    for _ in range(2):  # a second launch reuses the counters the first one left at zero
+        out = decode_attention(q, k, v, rows, pos, locks, **extra)
+        torch.testing.assert_close(out.double(), expected, atol=1e-5, rtol=1e-5)
+        assert not locks.any()
+
+
+@interpreted
+def test_decode_attention_one_split_and_short_rows():
+    q, k, v, rows, pos, _ = _attention_case(1, 2, 2, 4, 2, 16, 40, prefix=False)
+    pos[0] = torch.tensor([0, 1])  # a row that sees one and two keys
+    out = decode_attention(q, k, v, rows, pos, torch.zeros(8, dtype=torch.int32))
+    torch.testing.assert_close(out.double(), _sdpa_float64(q, k, v, rows, pos), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(out[0, 0], v[rows[0], :, 0].repeat_interleave(2, 0), atol=1e-6, rtol=1e-6)
+
+
+@interpreted
+def test_silu_mul_kernel_matches_reference():
+    x = torch.randn(3, 2 * 1100, generator=torch.Generator().manual_seed(0))  # 1100: two blocks, ragged
+    torch.testing.assert_close(silu_mul(x), silu_mul_reference(x), atol=1e-6, rtol=1e-6)
+    gate, up = x.double().chunk(2, -1)
+    torch.testing.assert_close(silu_mul(x).double(), gate * torch.sigmoid(gate) * up, atol=1e-5, rtol=1e-5)
 
 
 def test_kernel_shape_errors_are_clear():
     with pytest.raises(ValueError, match="weight must be"):
         rmsnorm_reference(torch.zeros(2, 4), torch.zeros(3))
-    with pytest.raises(ValueError, match="positions must be"):
-        rotary_reference(torch.zeros(2, 1, 4), torch.zeros(2, 1, 4), torch.zeros(3, dtype=torch.long),
-                         *rotary_tables(8, 4))
+    with pytest.raises(ValueError, match="positions and slots must be"):
+        qkv_rotary_cache(torch.zeros(2, 12), torch.zeros(3, dtype=torch.long), torch.zeros(2, dtype=torch.long),
+                         *rotary_tables(8, 4), torch.zeros(1, 1, 8, 4), torch.zeros(1, 1, 8, 4), 1, 1)
+    with pytest.raises(ValueError, match="exceed"):
+        decode_attention(torch.zeros(1, 40, 8, 16), torch.zeros(1, 2, 64, 16), torch.zeros(1, 2, 64, 16),
+                         torch.zeros(1, dtype=torch.long), torch.zeros(1, 40, dtype=torch.long),
+                         torch.zeros(4, dtype=torch.int32))
+    with pytest.raises(ValueError, match="gate_up must be"):
+        silu_mul(torch.zeros(2, 3))
 
 
 def _on_gpu():
@@ -200,9 +291,29 @@ def test_rmsnorm_and_rotary_kernels_on_gpu():
     y_ref, h_ref = rmsnorm_reference(x, w, 1e-5, residual=r)
     assert torch.equal(h, h_ref)
     torch.testing.assert_close(y, y_ref, atol=3e-2, rtol=2e-2)
-    q = torch.randn(64, 32, 128, device="cuda", dtype=torch.bfloat16)
-    k = torch.randn(64, 8, 128, device="cuda", dtype=torch.bfloat16)
+    qkv = torch.randn(64, 48 * 128, device="cuda", dtype=torch.bfloat16)
     pos = torch.randint(0, 4096, (64,), device="cuda")
+    rows = torch.randperm(64, device="cuda")
     cos, sin = rotary_tables(4096, 128, device="cuda")
-    for out, ref in zip(rotary(q, k, pos, cos, sin), rotary_reference(q, k, pos, cos, sin), strict=True):
+    caches = [torch.zeros(64, 8, 4096, 128, device="cuda", dtype=torch.bfloat16) for _ in range(4)]
+    q = qkv_rotary_cache(qkv, pos, rows, cos, sin, caches[0], caches[1], 32, 8)
+    q_ref = qkv_rotary_cache_reference(qkv, pos, rows, cos, sin, caches[2], caches[3], 32, 8)
+    for out, ref in [(q, q_ref), (caches[0], caches[2]), (caches[1], caches[3])]:
         torch.testing.assert_close(out, ref, atol=2e-2, rtol=2e-2)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_decode_attention_kernel_on_gpu(dtype):
+    _on_gpu()
+    for b, t, prefix in [(1, 1, False), (1, 8, False), (24, 2, True), (16, 8, True)]:
+        q, k, v, rows, pos, extra = _attention_case(b * t, b, t, 32, 8, 64, 1100, prefix)
+        q, k, v, rows, pos = (x.cuda() for x in (q, k, v, rows, pos))
+        extra = {key: x.cuda() for key, x in extra.items()}
+        locks = torch.zeros(2 * b * 8, dtype=torch.int32, device="cuda")
+        out = decode_attention(q.to(dtype), k.to(dtype), v.to(dtype), rows, pos, locks, **extra)
+        expected = _sdpa_float64(q.cpu(), k.cpu(), v.cpu(), rows.cpu(), pos.cpu(),
+                                 **{key: x.cpu() for key, x in extra.items()})
+        tol = 1e-5 if dtype == torch.float32 else 3e-2
+        torch.testing.assert_close(out.double().cpu(), expected, atol=tol, rtol=tol)
+        assert not locks.any()
