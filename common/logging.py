@@ -8,6 +8,18 @@
 W&B runs offline unless `logger.mode=online` or WANDB_MODE=online; a W&B failure (no network, bad install)
 downgrades to jsonl with a warning instead of failing the run. On exit the run is finished with the status
 `finished`, `failed` or `interrupted` (the last is also written to metrics.jsonl).
+
+Resuming (`resume_step=N`, the step of the checkpoint a trainer resumes from; 0 for a resumable run that starts
+afresh): steps count updates done, so a record at step s was logged after s updates, and the records at steps > N
+were logged after that checkpoint by an attempt that was then killed; the resumed run logs them again. So
+metrics.jsonl is first rewritten without them (atomically: a temporary file and a rename; records without a step,
+the start/summary/end events, are kept, a torn last line is not), so it never holds a step twice; the new start
+event says `resume_step` and how many records were `dropped`. The W&B run
+id is kept in `<run dir>/wandb_run_id`; with N > 0 the same W&B run continues (`wandb.init(id=..., resume="allow")`;
+offline, each attempt is an `offline-run-*-<id>` folder that `wandb sync` joins into one run). W&B cannot rewind a
+run's history: the steps the killed attempt logged after the checkpoint stay in W&B as they were logged (the same
+numbers when training is deterministic) and W&B drops their re-logging. Without `resume_step` (a one-off run)
+metrics.jsonl is appended to and W&B starts a new run.
 """
 
 from __future__ import annotations
@@ -23,27 +35,34 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from common.config import LoggerConfig
+from common.results import atomic_write_text
 
 T = TypeVar("T")
 console = _logging.getLogger("paperclub")
+WANDB_RUN_ID = "wandb_run_id"
 
 
 class RunLogger:
     """Metrics sink for one run: `log`, `summary`, `progress`, `close` (or use as a context manager)."""
 
     def __init__(self, cfg: LoggerConfig | None, run_dir: str | Path, config: dict[str, Any] | None = None,
-                 name: str | None = None) -> None:
+                 name: str | None = None, resume_step: int | None = None) -> None:
+        """`resume_step`: the checkpoint step a resumed run continues from (see the module docstring)."""
         self.cfg = cfg or LoggerConfig(backend="jsonl", mode="disabled")
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.metrics_path = self.run_dir / "metrics.jsonl"
+        resumed = {}
+        if resume_step is not None:
+            dropped = drop_records_after(self.metrics_path, resume_step) if self.metrics_path.exists() else 0
+            resumed = {"resume_step": resume_step, "dropped": dropped}
         self._jsonl = self.metrics_path.open("a", buffering=1)
         self._start = time.perf_counter()
         self._closed = False
         self.wandb_run = None
-        self._write({"event": "start", "name": name, "config": config or {}})
+        self._write({"event": "start", "name": name, "config": config or {}, **resumed})
         if self.cfg.backend == "wandb" and self.cfg.mode != "disabled":
-            self.wandb_run = self._init_wandb(config or {}, name)
+            self.wandb_run = self._init_wandb(config or {}, name, bool(resume_step and resume_step > 0))
 
     def log(self, metrics: dict[str, Any], step: int | None = None) -> None:
         """Record scalar metrics (numbers, numpy/torch scalars) at `step`."""
@@ -92,19 +111,26 @@ class RunLogger:
     def _write(self, record: dict[str, Any]) -> None:
         self._jsonl.write(json.dumps(record, default=str) + "\n")
 
-    def _init_wandb(self, config: dict[str, Any], name: str | None):
+    def _init_wandb(self, config: dict[str, Any], name: str | None, continue_run: bool):
+        """A W&B run; the one whose id `<run dir>/wandb_run_id` holds when `continue_run`, else a new one."""
         mode = os.environ.get("WANDB_MODE", self.cfg.mode)
+        id_path = self.run_dir / WANDB_RUN_ID
+        run_id = id_path.read_text().strip() if continue_run and id_path.is_file() else ""
         try:
             import wandb
 
-            return wandb.init(project=self.cfg.project, entity=self.cfg.entity, group=self.cfg.group,
-                              tags=list(self.cfg.tags), name=name, config=config, dir=str(self.run_dir),
-                              mode=mode, reinit="create_new",
-                              settings=wandb.Settings(silent=True, console="off", x_disable_stats=True))
+            run = wandb.init(project=self.cfg.project, entity=self.cfg.entity, group=self.cfg.group,
+                             tags=list(self.cfg.tags), name=name, config=config, dir=str(self.run_dir),
+                             mode=mode, reinit="create_new",
+                             settings=wandb.Settings(silent=True, console="off", x_disable_stats=True),
+                             **({"id": run_id, "resume": "allow"} if run_id else {}))
         except Exception as err:  # a logger must never take a run down: fall back to jsonl
             warnings.warn(f"W&B could not start ({type(err).__name__}: {err}); logging to "
                           f"{self.metrics_path} only", RuntimeWarning, stacklevel=3)
             return None
+        if run.id != run_id:
+            atomic_write_text(id_path, run.id + "\n")
+        return run
 
 
 def read_metrics(path: str | Path) -> list[dict[str, Any]]:
@@ -116,6 +142,16 @@ def read_metrics(path: str | Path) -> list[dict[str, Any]]:
         except json.JSONDecodeError:
             continue
     return records
+
+
+def drop_records_after(path: str | Path, step: int) -> int:
+    """Rewrite a metrics.jsonl file atomically without its records at steps > `step` (and a torn last line);
+    records without a step are kept. Returns how many records were dropped."""
+    path = Path(path)
+    records = read_metrics(path)
+    kept = [r for r in records if not isinstance(r.get("step"), int | float) or r["step"] <= step]
+    atomic_write_text(path, "".join(json.dumps(r, default=str) + "\n" for r in kept))
+    return len(records) - len(kept)
 
 
 def _scalar(value: Any) -> Any:

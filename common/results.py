@@ -18,13 +18,14 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from common.errors import PaperclubError
 from common.paths import PACKAGES, experiments_dir, repo_root
 
 REQUIRED_KEYS = ("package", "experiment", "scale", "metrics", "paper", "config", "provenance")
 SCALES = ("tiny", "cpu", "gpu", "multi_gpu")
 
 
-class ResultError(ValueError):
+class ResultError(PaperclubError, ValueError):
     """A results file is malformed or an argument to write one is wrong."""
 
 

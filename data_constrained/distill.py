@@ -18,7 +18,7 @@ from typing import Any
 from common.config import check_range, hydra_app, run_dir
 from data_constrained.ensemble import EnsembleTeacher, score_ensemble, train_ensemble
 from data_constrained.model import ModelConfig
-from data_constrained.train import TrainConfig, distill_kl, train_run
+from data_constrained.train import TrainConfig, check_model_extras, distill_kl, train_run
 
 __all__ = ["DistillConfig", "distill", "distill_kl", "retained_fraction"]
 
@@ -37,6 +37,7 @@ class DistillConfig(TrainConfig):
         check_range("teacher_members", self.teacher_members, 1)
         check_range("alpha", self.alpha, 0.0, 1.0)
         check_range("temperature", self.temperature, 0.0, low_open=True)
+        check_model_extras("teacher_model", self.teacher_model)
 
 
 def retained_fraction(plain_loss: float, student_loss: float, teacher_loss: float) -> float:

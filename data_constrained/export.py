@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from data_constrained.model import ModelConfig, Transformer
+from data_constrained.model_checkpoint import load_model_from_checkpoint
 
 
 def hf_config(cfg: ModelConfig, eos_token_id: int | None = None) -> dict:
@@ -87,8 +88,6 @@ def corpus_tokenizer(corpus_dir: Path):
 
 
 def main(argv: list[str] | None = None) -> None:
-    from data_constrained.train import load_model_from_checkpoint
-
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("checkpoint", help="a training checkpoint (step_*.safetensors) written by train.py")
     parser.add_argument("out_dir")

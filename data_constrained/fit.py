@@ -48,6 +48,7 @@ class FitConfig:
     def __post_init__(self) -> None:
         check_choice("scale", self.scale, ("cpu", "gpu"))
         check_range("n_boot", self.n_boot, 0)
+        check_range("seed", self.seed, 0)
 
 
 def fit_sweep(sweep: dict[str, Any], n_boot: int = 200, seed: int = 0) -> dict[str, Any]:

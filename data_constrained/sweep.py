@@ -60,6 +60,12 @@ class SweepConfig(TrainConfig):
         check_range("ensemble_members", self.ensemble_members, 1)
         for scale in self.data_scales:
             check_range("data_scales[]", scale, 0.0, low_open=True)
+        for wd in [*self.tuned_weight_decays, *self.cpt_weight_decays]:
+            check_range("tuned_weight_decays[]/cpt_weight_decays[]", wd, 0.0)
+        for epochs in self.tuned_epochs:
+            check_range("tuned_epochs[]", epochs, 0.0, low_open=True)
+        check_range("distill_alpha", self.distill_alpha, 0.0, 1.0)
+        check_range("cpt_pretrain_epochs", self.cpt_pretrain_epochs, 0.0, low_open=True)
 
 
 def model_preset(name: str) -> ModelConfig:

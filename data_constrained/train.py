@@ -5,7 +5,10 @@
     torchrun --nproc_per_node=8 -m data_constrained.train scale=gpu model=m150 ...   # DDP
 
 Reads top to bottom: config, setup (data, model, optimizer, resume), the loop (cosine LR, grad accumulation,
-bf16 autocast, clipping), held-out eval, checkpoints, summary. `train_run(cfg, out_dir)` is the same thing as a
+bf16 autocast, clipping), held-out eval, checkpoints, summary. Resuming refuses a config that differs from the run
+dir's `run_config.json` (common.run_config; `force_resume=true` overrides, `RESUME_IGNORED` lists what may
+change), falls back past a corrupt latest checkpoint, and continues metrics.jsonl and the W&B run without
+duplicate steps. `train_run(cfg, out_dir)` is the same thing as a
 function (used by the sweep, ensemble and distillation entry points); it returns the model and a summary dict.
 """
 
@@ -16,20 +19,43 @@ import json
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn as nn
 
-from common.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, torch_optimizer_state
+from common.checkpoint import (
+    list_checkpoints,
+    load_checkpoint,
+    load_latest_checkpoint,
+    save_checkpoint,
+    torch_optimizer_state,
+)
 from common.config import ConfigError, LoggerConfig, as_dict, check_choice, check_range, hydra_app, run_dir
 from common.device import choose_device, choose_dtype, describe_device, torch_dtype
 from common.logging import RunLogger
+from common.run_config import IGNORED, check_resume, record_run_config
 from common.seed import seed_everything
-from data_constrained.data import DataConfig, EpochLoader, eval_windows, load_tokens, vocab_size_of
+from data_constrained.data import (
+    DataConfig,
+    EpochLoader,
+    corpus_dir,
+    eval_windows,
+    load_tokens,
+    vocab_size_of,
+)
+from data_constrained.export import export_hf
 from data_constrained.model import ModelConfig, Transformer, lm_loss, weight_decay_groups
+from data_constrained.model_checkpoint import checkpoint_state
+
+# Keys that may change when a run resumes (common.run_config): where this chunk stops, how often it logs, evaluates
+# and checkpoints, what it writes besides checkpoints, and where and how fast it runs. Everything else (model,
+# data, optimizer, schedule: `epochs` sets the schedule's length, `max_steps` only this chunk's end, dtype, seeds,
+# labels) must match the run's run_config.json.
+RESUME_IGNORED = (*IGNORED, "max_steps", "log_every", "eval_every", "checkpoint_every", "keep_last", "save_final",
+                  "export_hf", "record_dir", "device", "cpu_threads", "compile", "peak_tflops")
 
 
 @dataclass
@@ -64,6 +90,7 @@ class TrainConfig:
     save_final: bool = True
     keep_last: int = 2
     resume: bool = True
+    force_resume: bool = False  # resume even when the config differs from the run dir's run_config.json
     init_from: str = ""  # a checkpoint whose weights start the run (continued pre-training); fresh optimizer
     peak_tflops: float = 989.0  # per device, for MFU (H100 SXM dense bf16); set per scale
     export_hf: bool = False
@@ -87,8 +114,24 @@ class TrainConfig:
         check_range("peak_tflops", self.peak_tflops, 0.0, low_open=True)
         check_range("max_steps", self.max_steps, 0)
         check_range("cpu_threads", self.cpu_threads, 0)
+        check_range("seed", self.seed, 0)
+        check_range("data_seed", self.data_seed, -1)
+        check_range("eval_every", self.eval_every, 0)
+        check_range("log_every", self.log_every, 1)
+        check_range("checkpoint_every", self.checkpoint_every, 0)
+        check_range("keep_last", self.keep_last, 0)
+        check_model_extras("model", self.model)
         if self.seq_len > self.model.max_seq_len:
             raise ConfigError(f"seq_len={self.seq_len} exceeds model.max_seq_len={self.model.max_seq_len}")
+
+
+def check_model_extras(prefix: str, model: ModelConfig) -> None:
+    """The ModelConfig fields its own `__post_init__` leaves unchecked, keys named `<prefix>.<field>`."""
+    check_range(f"{prefix}.n_kv_heads", model.n_kv_heads, 0)
+    check_range(f"{prefix}.d_ff", model.d_ff, 0)
+    check_range(f"{prefix}.multiple_of", model.multiple_of, 1)
+    check_range(f"{prefix}.rope_theta", model.rope_theta, 0.0, low_open=True)
+    check_range(f"{prefix}.norm_eps", model.norm_eps, 0.0, low_open=True)
 
 
 def lr_at(step: int, total_steps: int, cfg: TrainConfig) -> float:
@@ -161,20 +204,28 @@ def train_run(cfg: TrainConfig, out_dir: str | Path, teacher=None, distill_alpha
     tokens_per_step = global_batch * cfg.seq_len
 
     # ---------------------------------------------------------------- model, optimizer, resume
+    ckpt_dir = out_dir / "checkpoints"
+    resuming = cfg.resume and bool(list_checkpoints(ckpt_dir))
+    if master:  # refuse a changed config before any state is loaded
+        run_config = resume_config(cfg, teacher is not None, distill_alpha, distill_temperature)
+        if resuming:
+            check_resume(out_dir, run_config, cfg.force_resume, RESUME_IGNORED)
+        else:
+            record_run_config(out_dir, run_config, RESUME_IGNORED)
     model = build_model(cfg).to(device)
     optimizer = torch.optim.AdamW(weight_decay_groups(model, cfg.weight_decay), lr=cfg.lr,
                                   betas=(cfg.beta1, cfg.beta2), fused=device.startswith("cuda"))
-    ckpt_dir = out_dir / "checkpoints"
     start_step = 0
     if cfg.init_from:
         if not Path(cfg.init_from).is_file():
             raise ConfigError(f"init_from={cfg.init_from}: no such checkpoint file")
         _, state = load_checkpoint(cfg.init_from)
         model.load_state_dict(state["model"])
-    if cfg.resume and (path := latest_checkpoint(ckpt_dir)) is not None:
-        start_step, state = load_checkpoint(path)
+    if resuming:
+        start_step, state = load_latest_checkpoint(ckpt_dir)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(torch_optimizer_state(state["optim"]))
+    run_steps = max(run_steps, start_step)  # a checkpoint past max_steps: nothing to train, never a step back
     fwd = model
     if cfg.compile and device.startswith("cuda"):
         fwd = torch.compile(model)
@@ -192,7 +243,8 @@ def train_run(cfg: TrainConfig, out_dir: str | Path, teacher=None, distill_alpha
     name = cfg.name or (f"{cfg.recipe}_d{cfg.model.d_model}_L{cfg.model.n_layers}_wd{cfg.weight_decay:g}"
                         f"_ep{cfg.epochs:g}_D{cfg.data.token_budget}_s{cfg.seed}")
     logger = RunLogger(cfg.logger if master else LoggerConfig(backend="jsonl", mode="disabled", progress=False),
-                       out_dir if master else out_dir / f"rank{rank}", config=as_dict(cfg), name=name)
+                       out_dir if master else out_dir / f"rank{rank}", config=as_dict(cfg), name=name,
+                       resume_step=start_step if cfg.resume else None)
     train_loss = float("nan")
     t_start = time.perf_counter()
     with logger:
@@ -233,7 +285,7 @@ def train_run(cfg: TrainConfig, out_dir: str | Path, teacher=None, distill_alpha
             if cfg.eval_every and done % cfg.eval_every == 0 and done != run_steps:
                 logger.log({"val/loss": evaluate()}, step=done)
             if master and cfg.checkpoint_every and done % cfg.checkpoint_every == 0 and done != run_steps:
-                save_checkpoint(ckpt_dir, done, checkpoint_state(model, optimizer, cfg), cfg.keep_last)
+                save_checkpoint(ckpt_dir, done, checkpoint_state(model, optimizer), cfg.keep_last)
 
         # ------------------------------------------------------------ final eval, checkpoint, summary
         val_loss = evaluate()
@@ -248,15 +300,14 @@ def train_run(cfg: TrainConfig, out_dir: str | Path, teacher=None, distill_alpha
             "tokens_per_s": steps_run * tokens_per_step / max(wall, 1e-9), "wall_s": wall,
             "device": describe_device(device), "world_size": world,
         }
-        logger.log({"val/loss": val_loss}, step=run_steps)
+        if steps_run > 0:  # a resumed run that was already done logged its final loss at this step before
+            logger.log({"val/loss": val_loss}, step=run_steps)
         logger.summary(summary)
     if master:
         if cfg.save_final:
-            save_checkpoint(ckpt_dir, run_steps, checkpoint_state(model, optimizer, cfg), cfg.keep_last)
+            save_checkpoint(ckpt_dir, run_steps, checkpoint_state(model, optimizer), cfg.keep_last)
         if cfg.export_hf:
-            from data_constrained.export import export_hf
-
-            export_hf(model, out_dir / "hf", load_corpus_dir(cfg))
+            export_hf(model, out_dir / "hf", corpus_dir(cfg.data))
         (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         if cfg.record_dir:
             Path(cfg.record_dir).mkdir(parents=True, exist_ok=True)
@@ -275,23 +326,15 @@ def distill_kl(student_logits: torch.Tensor, teacher_logprobs: torch.Tensor, tem
     return kl.mean() * temperature**2
 
 
-def checkpoint_state(model: Transformer, optimizer: torch.optim.Optimizer, cfg: TrainConfig) -> dict[str, Any]:
-    """State for common.checkpoint: the model's and optimizer's torch state dicts (dotted keys kept) and the config."""
-    return {"model": model.state_dict(), "optim": optimizer.state_dict(), "model_config": asdict(cfg.model)}
-
-
-def load_model_from_checkpoint(path: str | Path) -> Transformer:
-    """A `Transformer` with the weights of a checkpoint written by `train_run`."""
-    _, state = load_checkpoint(path)
-    model = Transformer(ModelConfig(**state["model_config"]))
-    model.load_state_dict(state["model"])
-    return model
-
-
-def load_corpus_dir(cfg: TrainConfig) -> Path:
-    from data_constrained.data import corpus_dir
-
-    return corpus_dir(cfg.data)
+def resume_config(cfg: TrainConfig, distilled: bool, distill_alpha: float, distill_temperature: float
+                  ) -> dict[str, Any]:
+    """What a resumption of the run must match (common.run_config): the `TrainConfig` fields of `cfg` (an entry
+    point's own fields, such as the ensemble's `members`, do not change this run), plus the distillation weights
+    when `train_run` got a teacher."""
+    config = {key: value for key, value in as_dict(cfg).items() if key in TrainConfig.__dataclass_fields__}
+    if distilled:
+        config["distill"] = {"alpha": distill_alpha, "temperature": distill_temperature}
+    return config
 
 
 @hydra_app("data_constrained", "train", TrainConfig)

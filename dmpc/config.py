@@ -39,9 +39,16 @@ class CollectSizes:
 
     def check(self, prefix: str) -> None:
         check_range(f"{prefix}.sac_steps", self.sac_steps, 1)
+        check_range(f"{prefix}.start_steps", self.start_steps, 0, self.sac_steps)
         check_range(f"{prefix}.eval_every", self.eval_every, 1, self.sac_steps)
+        check_range(f"{prefix}.eval_episodes", self.eval_episodes, 1)
+        for width in self.sac_hidden:
+            check_range(f"{prefix}.sac_hidden[]", width, 1)
+        check_range(f"{prefix}.batch_size", self.batch_size, 1)
         check_range(f"{prefix}.n_transitions", self.n_transitions, 1)
         check_range(f"{prefix}.update_every", self.update_every, 1)
+        check_range(f"{prefix}.max_episode_steps", self.max_episode_steps, 1)
+        check_range(f"{prefix}.play_transitions", self.play_transitions, 1)
 
 
 @dataclass
@@ -64,8 +71,10 @@ class CollectConfig:
         check_choice("task", self.task, TASKS)
         check_choice("scale", self.scale, SCALES)
         check_choice("mode", self.mode, ("behaviour", "play"))
+        check_range("seed", self.seed, 0)
         for name in self.datasets:
             check_choice("datasets[]", name, DATASETS[:5])
+        check_choice("play_source_task", self.play_source_task, TASKS)
         check_range("play_noise_std", self.play_noise_std, 0.0)
         _check_scales(self.scales)
         self.sizes.check(f"scales.{self.scale}")
@@ -92,9 +101,16 @@ class DiffusionSection:
         check_choice(f"{prefix}.denoiser", self.denoiser, ("mlp", "transformer"))
         check_choice(f"{prefix}.prediction", self.prediction, ("eps", "x0"))
         check_choice(f"{prefix}.schedule", self.schedule, ("cosine", "linear"))
+        check_range(f"{prefix}.hidden", self.hidden, 1)
+        check_range(f"{prefix}.layers", self.layers, 1)
+        check_range(f"{prefix}.heads", self.heads, 1)
+        if self.denoiser == "transformer" and self.hidden % self.heads:
+            raise ConfigError(f"{prefix}.hidden={self.hidden} is not allowed; expected a multiple of "
+                              f"{prefix}.heads={self.heads} (transformer denoiser)")
         check_range(f"{prefix}.train_steps", self.train_steps, 1)
         check_range(f"{prefix}.sample_steps", self.sample_steps, 1, self.train_steps)
         check_range(f"{prefix}.eta", self.eta, 0.0, 1.0)
+        check_range(f"{prefix}.clip", self.clip, 0.0, low_open=True)
 
 
 @dataclass
@@ -115,6 +131,13 @@ class TrainSizes:
         check_range(f"{prefix}.steps", self.steps, 1)
         check_range(f"{prefix}.batch_size", self.batch_size, 1)
         check_range(f"{prefix}.lr", self.lr, 0.0, 1.0, low_open=True)
+        check_range(f"{prefix}.chunk", self.chunk, 1)
+        for width in self.mlp_hidden:
+            check_range(f"{prefix}.mlp_hidden[]", width, 1)
+        check_range(f"{prefix}.value_hidden", self.value_hidden, 1)
+        check_range(f"{prefix}.value_layers", self.value_layers, 1)
+        check_range(f"{prefix}.ensemble_members", self.ensemble_members, 1)
+        check_range(f"{prefix}.finetune_steps", self.finetune_steps, 1)
         self.proposal.check(f"{prefix}.proposal")
         self.dynamics.check(f"{prefix}.dynamics")
 
@@ -143,6 +166,7 @@ class TrainConfig:
         for name in self.models:
             check_choice("models[]", name, ("proposal", "dynamics", "dynamics_1step", "reward", "value", "bc",
                                             "ensemble"))
+        check_range("seed", self.seed, 0)
         check_range("history", self.history, 1)
         check_range("horizon", self.horizon, 1)
         check_range("gamma", self.gamma, 0.0, 1.0, high_open=True)
@@ -158,6 +182,10 @@ class TrainConfig:
 class JumpSection:
     height_weight: float = 1.0
     vertical_velocity_weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        check_range("jump.height_weight", self.height_weight, 0.0)
+        check_range("jump.vertical_velocity_weight", self.vertical_velocity_weight, 0.0)
 
 
 @dataclass
@@ -206,9 +234,13 @@ class EvaluateConfig:
         for name in self.methods:
             check_choice("methods[]", name, METHODS)
         check_choice("reward", self.reward, ("model", "jump"))
+        check_range("seed", self.seed, 0)
         check_range("execute", self.execute, 1)
         check_range("gamma", self.gamma, 0.0, 1.0, high_open=True)
         check_range("value_weight", self.value_weight, 0.0)
+        check_range("mbop_sigma", self.mbop_sigma, 0.0)
+        check_range("mbop_kappa", self.mbop_kappa, 0.0)
+        check_range("mbop_beta", self.mbop_beta, 0.0, 1.0)
         _check_scales(self.scales)
         self.sizes.check(f"scales.{self.scale}")
 

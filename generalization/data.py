@@ -16,13 +16,14 @@ import numpy as np
 
 from common.data import images as common_images
 from common.data.images import DEFAULT_FASHION_MNIST_DIR, FASHION_MNIST, IdxSpec
+from common.errors import PaperclubError
 
 DATASETS = ("fashion_mnist", "digits")
 SPLITS = ("train", "test")
 _HINT = "set data.dir / PAPERCLUB_FASHION_MNIST"
 
 
-class DatasetError(ValueError):
+class DatasetError(PaperclubError, ValueError):
     """A dataset name is unknown, or its files are missing, truncated or inconsistent."""
 
 

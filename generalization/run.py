@@ -43,14 +43,19 @@ class NetConfig:
     loss: str = "ce"
     target_train_acc: float = 1.0
 
-    def __post_init__(self) -> None:
+    def check(self, prefix: str) -> None:
+        """Range checks, keys named `<prefix>.<field>` (the net sits in several experiments' sections)."""
         from generalization.models import MODELS
         from generalization.train import LOSSES
 
-        check_choice("net.model", self.model, MODELS)
-        check_choice("net.loss", self.loss, LOSSES)
-        check_range("net.width", self.width, 1)
-        check_range("net.lr", self.lr, 0, low_open=True)
+        check_choice(f"{prefix}.model", self.model, MODELS)
+        check_choice(f"{prefix}.loss", self.loss, LOSSES)
+        check_range(f"{prefix}.width", self.width, 1)
+        check_range(f"{prefix}.depth", self.depth, 0)
+        check_range(f"{prefix}.epochs", self.epochs, 1)
+        check_range(f"{prefix}.batch_size", self.batch_size, 1)
+        check_range(f"{prefix}.lr", self.lr, 0, low_open=True)
+        check_range(f"{prefix}.target_train_acc", self.target_train_acc, 0, 1)
 
 
 @dataclass
@@ -69,8 +74,18 @@ class PolynomialConfig:
 
     def __post_init__(self) -> None:
         check_range("polynomial.order", self.order, 1)
+        check_range("polynomial.n_train", self.n_train, 1)
+        check_range("polynomial.n_test", self.n_test, 1)
+        check_range("polynomial.noise", self.noise, 0)
         check_range("polynomial.lam", self.lam, 0, low_open=True)
         check_range("polynomial.lam_interpolate", self.lam_interpolate, 0, low_open=True)
+        check_range("polynomial.gamma", self.gamma, 0)
+        for k in self.low_orders:
+            check_range("polynomial.low_orders[]", k, 0)
+        for g in self.gammas:
+            check_range("polynomial.gammas[]", g, 0)
+        check_range("polynomial.n_grid", self.n_grid, 2)
+        check_range("polynomial.seeds", self.seeds, 1)
 
 
 @dataclass
@@ -119,9 +134,16 @@ class BenignConfig:
         from generalization.gp import KERNELS
 
         check_choice("benign.kernel", self.kernel, KERNELS)
+        check_range("benign.n_train", self.n_train, 1)
+        check_range("benign.n_test", self.n_test, 1)
+        check_range("benign.lengthscale", self.lengthscale, 0)
         check_range("benign.noise_var", self.noise_var, 0, low_open=True)
+        check_range("benign.net_n_train", self.net_n_train, 1)
+        check_range("benign.prior_precision", self.prior_precision, 0, low_open=True)
+        check_range("benign.speed_epochs", self.speed_epochs, 1)
         for f in self.fractions:
             check_range("benign.fractions[]", f, 0, 1)
+        self.net.check("benign.net")
 
 
 @dataclass
@@ -151,6 +173,8 @@ class DoubleDescentConfig:
                                                              lr=3e-3))
 
     def __post_init__(self) -> None:
+        check_range("double_descent.rf_n_train", self.rf_n_train, 1)
+        check_range("double_descent.n_test", self.n_test, 1)
         check_range("double_descent.label_noise", self.label_noise, 0, 1)
         check_range("double_descent.rf_alpha", self.rf_alpha, 0, low_open=True)
         check_range("double_descent.rf_seeds", self.rf_seeds, 1)
@@ -160,8 +184,16 @@ class DoubleDescentConfig:
         for p in self.rf_widths:
             check_range("double_descent.rf_widths[]", p, 1)
         check_choice("double_descent.net_neff", self.net_neff, ("slq", "topk"))
+        check_range("double_descent.net_n_train", self.net_n_train, 1)
+        check_range("double_descent.pca_dim", self.pca_dim, 0)
+        for w in self.net_widths:
+            check_range("double_descent.net_widths[]", w, 1)
+        check_range("double_descent.net_alpha", self.net_alpha, 0, low_open=True)
+        check_range("double_descent.slq_probes", self.slq_probes, 1)
+        check_range("double_descent.slq_steps", self.slq_steps, 1)
         check_range("double_descent.neff_top_k", self.neff_top_k, 1)
         check_range("double_descent.hessian_samples", self.hessian_samples, 0)
+        self.net.check("double_descent.net")
 
 
 @dataclass
@@ -185,11 +217,26 @@ class BoundConfig:
     delta: float = 0.05
 
     def __post_init__(self) -> None:
+        from generalization.models import MODELS
         from generalization.pac_bayes.subspace import PROJECTIONS
 
+        check_choice("bound.model", self.model, MODELS)
+        check_range("bound.depth", self.depth, 0)
+        for w in self.widths:
+            check_range("bound.widths[]", w, 1)
+        for d in self.dims:
+            check_range("bound.dims[]", d, 1)
+        check_range("bound.base_width", self.base_width, 1)
+        check_range("bound.base_dim", self.base_dim, 1)
         check_choice("bound.projection", self.projection, PROJECTIONS)
         check_range("bound.delta", self.delta, 0, 1, low_open=True, high_open=True)
         check_range("bound.levels", self.levels, 2, 2**16)
+        check_range("bound.levels_grid_size", self.levels_grid_size, 1)
+        check_range("bound.epochs", self.epochs, 1)
+        check_range("bound.batch_size", self.batch_size, 1)
+        check_range("bound.qat_epochs", self.qat_epochs, 0)
+        check_range("bound.qat_lr", self.qat_lr, 0, low_open=True)
+        check_range("bound.fit_samples", self.fit_samples, 0)
         check_choice("bound.schedule", self.schedule, ("constant", "cosine"))
         if not self.lrs:
             raise ConfigError("bound.lrs must list at least one learning rate")
@@ -210,6 +257,19 @@ class FlatnessConfig:
     slq_steps: int = 25
     net: NetConfig = field(default_factory=lambda: NetConfig(model="mlp", depth=1, epochs=200, batch_size=100,
                                                              lr=3e-3, target_train_acc=1.0))
+
+    def __post_init__(self) -> None:
+        check_range("flatness.n_train", self.n_train, 1)
+        check_range("flatness.n_test", self.n_test, 1)
+        check_range("flatness.pca_dim", self.pca_dim, 0)
+        for w in self.widths:
+            check_range("flatness.widths[]", w, 1)
+        check_range("flatness.epsilon", self.epsilon, 0, low_open=True)
+        check_range("flatness.directions", self.directions, 1)
+        check_range("flatness.alpha", self.alpha, 0, low_open=True)
+        check_range("flatness.slq_probes", self.slq_probes, 1)
+        check_range("flatness.slq_steps", self.slq_steps, 1)
+        self.net.check("flatness.net")
 
 
 @dataclass
@@ -233,8 +293,9 @@ class Schema:
         check_choice("experiment", self.experiment, EXPERIMENTS)
         check_choice("scale", self.scale, ("cpu", "gpu"))
         check_range("seed", self.seed, 0)
+        check_range("threads", self.threads, 0)
         if self.tag and not self.tag.replace("-", "").isalnum():
-            raise ValueError(f"tag must be letters/digits (got {self.tag!r})")
+            raise ConfigError(f"tag={self.tag!r} is not allowed; expected letters, digits and '-' only")
 
 
 def result_name(cfg: Schema) -> str:

@@ -3,6 +3,11 @@
 common.checkpoint joins nested keys with '/', so torch state dicts (dotted parameter names) are saved as they are
 (`<module>/<dotted.param.name>`) and come back with their dotted keys; only the optimizer's integer keys need
 restoring (`torch_optimizer_state`).
+
+Resuming (`resume_state`): the checkpoint folder is the run's lasting home (Hydra's run dir is new per launch), so
+it holds the run's `run_config.json` (common.run_config). A run resumed under another config is refused unless
+forced; `TRAIN_RESUME_IGNORED` lists the keys of `lejepa.train.TrainConfig` that may change between launches.
+A corrupt newest checkpoint falls back to the previous one (`keep_last` >= 2) with a warning.
 """
 
 from __future__ import annotations
@@ -15,11 +20,16 @@ import torch
 
 from common.checkpoint import (
     CheckpointError,
-    latest_checkpoint,
+    list_checkpoints,
     load_checkpoint,
+    load_latest_checkpoint,
     save_checkpoint,
     torch_optimizer_state,
 )
+from common.run_config import IGNORED, check_resume, record_run_config
+
+# how often it logs and checkpoints, where its checkpoints live, which device runs it
+TRAIN_RESUME_IGNORED = (*IGNORED, "ckpt_every", "keep_last", "log_every", "ckpt_dir", "device")
 
 
 def save_state(directory: str | Path, step: int, modules: dict[str, torch.nn.Module],
@@ -33,15 +43,26 @@ def save_state(directory: str | Path, step: int, modules: dict[str, torch.nn.Mod
 
 
 def load_state(path_or_dir: str | Path) -> tuple[int, dict[str, Any]]:
-    """(step, state) from a checkpoint file or the newest one in a folder (CheckpointError if none)."""
+    """(step, state) from a checkpoint file or the newest readable one in a folder (CheckpointError if none)."""
     path = Path(path_or_dir)
     if path.is_dir():
-        found = latest_checkpoint(path)
-        if found is None:
+        if not list_checkpoints(path):
             raise CheckpointError(f"no checkpoint (step_*.safetensors) in {path}; train first with "
                                   f"`python -m lejepa.train` or point ckpt at a checkpoint")
-        path = found
+        return load_latest_checkpoint(path, framework="torch")
     return load_checkpoint(path, framework="torch")
+
+
+def resume_state(directory: str | Path, config: dict[str, Any], force: bool = False,
+                 ignore: tuple[str, ...] = TRAIN_RESUME_IGNORED) -> tuple[int, dict[str, Any] | None]:
+    """(step, state) to resume the run whose checkpoints are in `directory`, once `config` (the run's resolved
+    config) is checked against its run_config.json (ResumeError if it differs and not `force`); (0, None) for a
+    fresh start, which records `config` there."""
+    if not list_checkpoints(directory):
+        record_run_config(directory, config, ignore)
+        return 0, None
+    check_resume(directory, config, force, ignore)
+    return load_latest_checkpoint(directory, framework="torch")
 
 
 def restore(module: torch.nn.Module, tree: dict[str, Any]) -> None:

@@ -36,6 +36,8 @@ class CollectConfig:
         check_range("episodes", self.episodes, 1)
         check_range("steps", self.steps, 1)
         check_range("image_size", self.image_size, 8)
+        check_range("noise", self.noise, 0.0)
+        check_range("seed", self.seed, 0)
 
 
 def output_dir(cfg: CollectConfig) -> Path:

@@ -38,9 +38,17 @@ class PlanConfig:
     def __post_init__(self) -> None:
         check_choice("scale", self.scale, ("tiny", "cpu", "gpu"))
         check_choice("planner.method", self.planner.method, ("cem", "mppi"))
+        check_range("seed", self.seed, 0)
         check_range("pairs", self.pairs, 1)
         check_range("planner.horizon", self.planner.horizon, 1)
+        check_range("planner.samples", self.planner.samples, 2)
+        check_range("planner.iterations", self.planner.iterations, 1)
+        check_range("planner.init_std", self.planner.init_std, 0.0, low_open=True)
+        check_range("planner.min_std", self.planner.min_std, 0.0, self.planner.init_std)
+        check_range("planner.temperature", self.planner.temperature, 0.0, low_open=True)
         check_range("planner.execute", self.planner.execute, 1, self.planner.horizon)
+        check_range("planner.max_steps", self.planner.max_steps, 1)
+        check_range("planner.context", self.planner.context, 1)
         if self.planner.method == "cem":
             check_range("planner.elites", self.planner.elites, 2, self.planner.samples)
 

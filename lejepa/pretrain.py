@@ -29,6 +29,7 @@ from lejepa.data.fashion_mnist import DEFAULT_DIR, load_digits_images, load_fash
 from lejepa.losses import embedding_rank, invariance_loss
 from lejepa.models.encoder import EncoderConfig, ViTEncoder, count_parameters
 from lejepa.sigreg import SIGReg, random_directions, sigreg
+from lejepa.train import check_encoder
 
 PAPER = {"imagenet1k_vith14_linear_probe_top1": 0.79, "imagenette_vits8_linear_probe_top1": 0.907,
          "note": "LeJEPA paper (ImageNet-1k, ViT-H/14) and MINIMAL.md (Imagenette, ViT-S/8, 800 epochs); "
@@ -69,11 +70,21 @@ class PretrainConfig:
 
     def __post_init__(self) -> None:
         check_choice("scale", self.scale, ("tiny", "cpu", "gpu"))
+        check_range("seed", self.seed, 0)
         check_choice("data.source", self.data.source, ("fashion_mnist", "digits"))
+        check_range("data.train_size", self.data.train_size, 0)
+        check_range("data.test_size", self.data.test_size, 0)
+        check_encoder("encoder", self.encoder)
         check_range("sigreg_lambda", self.sigreg_lambda, 0.0, 1.0)
+        check_range("sigreg_directions", self.sigreg_directions, 1)
+        check_range("sigreg_knots", self.sigreg_knots, 2)
         check_range("views", self.views, 2)
         check_range("crop_min_scale", self.crop_min_scale, 0.0, 1.0, low_open=True)
+        check_range("batch_size", self.batch_size, 2)
         check_range("steps", self.steps, 1)
+        check_range("lr", self.lr, 0.0, low_open=True)
+        check_range("weight_decay", self.weight_decay, 0.0)
+        check_range("probe_lr", self.probe_lr, 0.0, low_open=True)
 
 
 def load_images(cfg: ImageDataConfig, image_size: int) -> tuple[np.ndarray, ...]:

@@ -50,8 +50,11 @@ class SurpriseConfig:
 
     def __post_init__(self) -> None:
         check_choice("scale", self.scale, ("tiny", "cpu", "gpu"))
+        check_range("seed", self.seed, 0)
         check_range("episodes", self.episodes, 2)
         check_range("steps", self.steps, 4)
+        check_range("probe_train_episodes", self.probe_train_episodes, 1)
+        check_range("val_episodes", self.val_episodes, 1)
         for event in self.events:
             check_choice("events[]", event, EVENTS)
 

@@ -25,10 +25,11 @@ from common.device import choose_device, choose_dtype, describe_device, torch_dt
 from common.logging import RunLogger
 from common.paths import data_dir
 from common.seed import seed_everything
-from lejepa.checkpointing import load_state, restore, restore_optimizer, save_state
+from lejepa.checkpointing import restore, restore_optimizer, resume_state, save_state
 from lejepa.envs.dataset import load_dataset
-from lejepa.models.encoder import count_parameters
+from lejepa.models.encoder import EncoderConfig, count_parameters
 from lejepa.models.lewm import OBJECTIVES, WorldModel, WorldModelConfig
+from lejepa.models.predictor import PredictorConfig
 
 
 @dataclass
@@ -64,17 +65,60 @@ class TrainConfig:
     ckpt_every: int = 200
     keep_last: int = 2
     log_every: int = 20
+    force_resume: bool = False  # continue a run's checkpoints under a config that differs from its run_config.json
 
     def __post_init__(self) -> None:
         check_choice("scale", self.scale, ("tiny", "cpu", "gpu"))
+        check_range("seed", self.seed, 0)
         check_choice("model.objective", self.model.objective, OBJECTIVES)
         check_range("model.sigreg_lambda", self.model.sigreg_lambda, 0.0)
+        check_range("model.sigreg_directions", self.model.sigreg_directions, 1)
+        check_range("model.sigreg_knots", self.model.sigreg_knots, 2)
+        for term, coeff in self.model.pldm_coeffs.items():
+            check_range(f"model.pldm_coeffs.{term}", coeff, 0.0)
+        check_range("model.decoder_width", self.model.decoder_width, 1)
+        check_encoder("model.encoder", self.model.encoder)
+        check_predictor("model.predictor", self.model.predictor)
         check_range("data.seq_len", self.data.seq_len, 2, self.model.predictor.max_len + 1)
+        check_range("data.val_episodes", self.data.val_episodes, 1)
         check_range("optim.steps", self.optim.steps, 1)
         check_range("optim.lr", self.optim.lr, 0.0, low_open=True)
+        check_range("optim.weight_decay", self.optim.weight_decay, 0.0)
+        check_range("optim.batch_size", self.optim.batch_size, 1)
+        check_range("optim.warmup", self.optim.warmup, 0, self.optim.steps)
+        check_range("optim.grad_clip", self.optim.grad_clip, 0.0, low_open=True)
+        check_range("ckpt_every", self.ckpt_every, 1)
+        check_range("keep_last", self.keep_last, 0)
+        check_range("log_every", self.log_every, 1)
         if self.model.encoder.latent_dim != self.model.predictor.latent_dim:
             raise ConfigError(f"model.predictor.latent_dim={self.model.predictor.latent_dim} must equal "
                               f"model.encoder.latent_dim={self.model.encoder.latent_dim}")
+
+
+def check_encoder(prefix: str, enc: EncoderConfig) -> None:
+    """Range checks of a ViT encoder's config, keys named `<prefix>.<field>` (train and pretrain use it)."""
+    for key in ("image_size", "channels", "patch_size", "width", "depth", "heads", "projector_hidden",
+                "latent_dim"):
+        check_range(f"{prefix}.{key}", getattr(enc, key), 1)
+    if enc.image_size % enc.patch_size:
+        raise ConfigError(f"{prefix}.image_size={enc.image_size} is not allowed; expected a multiple of "
+                          f"{prefix}.patch_size={enc.patch_size}")
+    if enc.width % enc.heads:
+        raise ConfigError(f"{prefix}.width={enc.width} is not allowed; expected a multiple of "
+                          f"{prefix}.heads={enc.heads}")
+    check_range(f"{prefix}.mlp_ratio", enc.mlp_ratio, 0.0, low_open=True)
+    check_range(f"{prefix}.dropout", enc.dropout, 0.0, 1.0, high_open=True)
+
+
+def check_predictor(prefix: str, pred: PredictorConfig) -> None:
+    """Range checks of the action-conditioned predictor's config, keys named `<prefix>.<field>`."""
+    for key in ("latent_dim", "action_dim", "width", "depth", "heads", "max_len"):
+        check_range(f"{prefix}.{key}", getattr(pred, key), 1)
+    if pred.width % pred.heads:
+        raise ConfigError(f"{prefix}.width={pred.width} is not allowed; expected a multiple of "
+                          f"{prefix}.heads={pred.heads}")
+    check_range(f"{prefix}.mlp_ratio", pred.mlp_ratio, 0.0, low_open=True)
+    check_range(f"{prefix}.dropout", pred.dropout, 0.0, 1.0, high_open=True)
 
 
 def dataset_dir(cfg_dir: str, env: str) -> Path:
@@ -122,9 +166,8 @@ def train(cfg: TrainConfig, out_dir: Path | None = None) -> dict:
     model = WorldModel(cfg.model).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
     ckpt_dir = checkpoint_dir(cfg)
-    step0 = 0
-    if any(ckpt_dir.glob("step_*.safetensors")):
-        step0, state = load_state(ckpt_dir)
+    step0, state = resume_state(ckpt_dir, as_dict(cfg), cfg.force_resume)
+    if state is not None:
         restore(model, state["model"])
         restore_optimizer(opt, state["optim"])
     gen = torch.Generator().manual_seed(cfg.seed + step0)
@@ -132,7 +175,9 @@ def train(cfg: TrainConfig, out_dir: Path | None = None) -> dict:
     extra = {"model_config": as_dict(cfg.model), "env": cfg.data.env, "name": cfg.name}
     history: list[dict] = []
     out_dir = out_dir or run_dir()
-    with RunLogger(cfg.logger, out_dir, config=as_dict(cfg), name=f"train-{cfg.name}") as log:
+    # log steps are 0-based update indices, checkpoint steps count updates done: update step0 is logged next
+    with RunLogger(cfg.logger, out_dir, config=as_dict(cfg), name=f"train-{cfg.name}",
+                   resume_step=max(step0 - 1, 0)) as log:
         model.train()
         for step in log.progress(range(step0, cfg.optim.steps), total=cfg.optim.steps - step0, desc=cfg.name):
             for group in opt.param_groups:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from common.config import LoggerConfig, as_dict, check_choice, hydra_app, run_dir
+from common.config import LoggerConfig, as_dict, check_choice, check_range, hydra_app, run_dir
 from common.logging import RunLogger
 from common.seed import seed_everything
 from ssd.config import DecodingConfig, ModelConfig, RuntimeConfig, SamplingConfig, resolve_model_paths
@@ -60,6 +60,14 @@ class BenchConfig:
         check_choice("scale", self.scale, ("cpu", "gpu", "tiny"))
         for s in self.strategies:
             check_choice("strategies[]", s, ("ar", "sd", "ssd"))
+        check_range("repeats", self.repeats, 1)
+        for budget in self.sweep_budgets:
+            check_range("sweep_budgets[]", budget, self.decoding.k + 1, 4096)
+        for c in self.sweep_saguaro_c:
+            check_range("sweep_saguaro_c[]", c, 0, 1, low_open=True)
+        for batch in self.batch_sizes:
+            check_range("batch_sizes[]", batch, 1)
+        check_range("seed", self.seed, 0)
 
 
 class Bench:

@@ -34,6 +34,16 @@ class ModelConfig:
     def __post_init__(self) -> None:
         check_choice("model.name", self.name, ("tiny", "path"))
         check_choice("model.arch", self.arch, ("llama", "qwen3"))
+        check_range("model.vocab_size", self.vocab_size, 2)
+        check_range("model.target_layers", self.target_layers, 1)
+        check_range("model.draft_layers", self.draft_layers, 1, self.target_layers)
+        check_range("model.hidden_size", self.hidden_size, 8)
+        if self.hidden_size % 8:
+            raise ConfigError(f"model.hidden_size={self.hidden_size!r} is not allowed; expected a multiple of 8 "
+                              "(the tiny pair has 4 attention heads of an even size)")
+        check_range("model.init_std", self.init_std, 0, low_open=True)
+        check_range("model.deep_layer_scale", self.deep_layer_scale, 0)
+        check_range("model.seed", self.seed, 0)
         if self.name == "path" and not self.path:
             raise ConfigError("model.path is required with model=path (a Hugging Face checkpoint directory)")
 
@@ -56,9 +66,17 @@ class DecodingConfig:
         check_choice("decoding.strategy", self.strategy, STRATEGIES)
         check_range("decoding.k", self.k, 1, 64)
         check_range("decoding.budget", self.budget, self.k + 1, 4096)
+        if self.fanout is not None:
+            if len(self.fanout) != self.k + 1:
+                raise ConfigError(f"decoding.fanout={self.fanout!r} has {len(self.fanout)} entries; expected "
+                                  f"K+1={self.k + 1} (one per outcome) or null")
+            for f in self.fanout:
+                check_range("decoding.fanout[]", f, 1)
         check_range("decoding.acceptance_rate", self.acceptance_rate, 0, 1, low_open=True, high_open=True)
+        check_range("decoding.fanout_power", self.fanout_power, 0, low_open=True)
         check_range("decoding.saguaro_c", self.saguaro_c, 0, 1, low_open=True)
         check_choice("decoding.backup", self.backup, ("auto", "neural", "random"))
+        check_range("decoding.neural_backup_max_batch", self.neural_backup_max_batch, 0)
 
     def ssd_options(self) -> dict:
         """Keyword arguments for `Saguaro` (empty unless strategy=ssd)."""
@@ -97,6 +115,7 @@ class RuntimeConfig:
         check_choice("runtime.layout", self.layout, ("single", "distributed"))
         check_range("runtime.max_len", self.max_len, 8, None)
         check_range("runtime.max_batch_size", self.max_batch_size, 1, None)
+        check_range("runtime.threads", self.threads, 0)
 
 
 @dataclass
@@ -105,9 +124,14 @@ class LoggedConfig:
 
 
 def resolve_model_paths(model: ModelConfig) -> tuple[Path, Path | None]:
-    """(target dir, draft dir or None): the given paths, or the cached tiny pair (made if absent)."""
+    """(target dir, draft dir or None): the given paths, or the cached tiny pair (made if absent).
+
+    A given path that is not a directory raises ConfigError naming `model.path` / `model.draft_path` (checked
+    here, when the models are about to load, so a config for checkpoints made later still composes).
+    """
     if model.name == "path":
-        return _from_root(model.path), _from_root(model.draft_path) if model.draft_path else None
+        return _existing_dir("model.path", model.path), \
+            _existing_dir("model.draft_path", model.draft_path) if model.draft_path else None
     from ssd.models.tiny import make_tiny_pair
 
     out = data_dir() / "ssd" / "tiny" / (f"{model.arch}-v{model.vocab_size}-h{model.hidden_size}"
@@ -120,6 +144,15 @@ def resolve_model_paths(model: ModelConfig) -> tuple[Path, Path | None]:
                        draft_layers=model.draft_layers, init_std=model.init_std,
                        deep_layer_scale=model.deep_layer_scale, seed=model.seed)
     return target, draft
+
+
+def _existing_dir(key: str, path: str) -> Path:
+    """`_from_root(path)`, or ConfigError naming `key` when that is not a directory."""
+    resolved = _from_root(path)
+    if not resolved.is_dir():
+        raise ConfigError(f"{key}={path!r} does not exist ({resolved}); expected a Hugging Face checkpoint "
+                          "directory (config.json + *.safetensors)")
+    return resolved
 
 
 def _from_root(path: str) -> Path:

@@ -11,7 +11,7 @@ import json
 import sys
 from dataclasses import dataclass, field
 
-from common.config import LoggerConfig, as_dict, hydra_app, run_dir
+from common.config import ConfigError, LoggerConfig, as_dict, check_range, hydra_app, run_dir
 from common.logging import RunLogger
 from common.seed import seed_everything
 from ssd.config import DecodingConfig, ModelConfig, RuntimeConfig, SamplingConfig, resolve_model_paths
@@ -27,6 +27,14 @@ class GenerateConfig:
     prompt_ids: list[int] | None = None
     seed: int = 0
     logger: LoggerConfig = field(default_factory=LoggerConfig)
+
+    def __post_init__(self) -> None:
+        check_range("seed", self.seed, 0)
+        if self.prompt_ids is not None:
+            if not self.prompt_ids:
+                raise ConfigError("prompt_ids=[] is empty; expected at least one token id, or null to use prompt")
+            for token in self.prompt_ids:
+                check_range("prompt_ids[]", token, 0)
 
 
 def run(cfg: GenerateConfig, out=sys.stdout) -> dict:

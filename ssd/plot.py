@@ -11,7 +11,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from common.config import LoggerConfig, hydra_app
+from common.config import LoggerConfig, check_choice, hydra_app
 from common.paths import experiments_dir
 from common.plotting import PALETTE, PAPER_STYLE, new_figure, save_figure
 
@@ -110,6 +110,9 @@ class PlotConfig:
     scale: str = "cpu"
     results_root: str | None = None  # None: the repository's experiments/
     logger: LoggerConfig = field(default_factory=LoggerConfig)
+
+    def __post_init__(self) -> None:
+        check_choice("scale", self.scale, ("cpu", "gpu", "tiny"))
 
 
 @hydra_app("ssd", "plot", PlotConfig)

@@ -2,12 +2,14 @@
 # Create the venv and install paperclub with all extras. Called by `make install` (and so by make test/reproduce).
 #   TORCH_SPEC   what to install for torch first. Default: torch==2.13.0 (the CPU wheel on our machines) when no
 #                NVIDIA GPU is visible; nothing when one is (then pip takes a CUDA torch within pyproject's range).
-#   EXTRAS       pip extras to install (default all,dev).
-#   SKIP_APT=1   do not apt-get the Debian data packages in tools/apt-packages.txt.
+#   EXTRAS       pip extras to install (default all,ray,dev: every package, the Ray launcher, the test tools).
+#   SKIP_APT=1   do not apt-get the Debian packages in tools/apt-packages.txt (text corpus, Fashion-MNIST, and
+#                munge + slurm for the local SLURM cluster of the launcher tests). apt-get needs root; without
+#                it, a warning lists what is missing and those tests skip or the data must come from elsewhere.
 set -euo pipefail
 PYTHON=${PYTHON:-python3}
 VENV=${VENV:-.venv}
-EXTRAS=${EXTRAS:-all,dev}
+EXTRAS=${EXTRAS:-all,ray,dev}
 
 if [[ ! -x "$VENV/bin/python" ]]; then
   echo "[install] creating $VENV with $($PYTHON --version)"
@@ -33,11 +35,12 @@ if [[ "${SKIP_APT:-0}" != 1 ]]; then
   for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
   if (( ${#missing[@]} )); then
     if command -v apt-get >/dev/null 2>&1 && [[ $(id -u) == 0 ]]; then
-      echo "[install] Debian data packages: ${missing[*]}"
+      echo "[install] Debian packages: ${missing[*]}"
       apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
     else
-      echo "[install] WARNING: cannot apt-get (not root or no apt). The corpus and Fashion-MNIST need: ${missing[*]}" >&2
-      echo "[install]          install them with your package manager, or point PAPERCLUB_DATA at a prepared copy." >&2
+      echo "[install] WARNING: cannot apt-get (not root or no apt). Missing Debian packages: ${missing[*]}" >&2
+      echo "[install]          the text corpus and Fashion-MNIST need their data packages (or PAPERCLUB_DATA at a" >&2
+      echo "[install]          prepared copy); without munge and slurm the SLURM launcher tests are skipped." >&2
     fi
   fi
 fi

@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import DTypeLike
 
+from common.errors import PaperclubError
+
 DEFAULT_FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
 FASHION_MNIST_PACKAGE = "dataset-fashion-mnist"
 
@@ -26,7 +28,7 @@ _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dt
                0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
 
 
-class IdxError(ValueError):
+class IdxError(PaperclubError, ValueError):
     """An IDX folder or file is missing, unreadable, truncated or of the wrong shape, dtype or label range."""
 
 

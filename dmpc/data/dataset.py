@@ -16,11 +16,13 @@ from typing import Any
 
 import numpy as np
 
+from common.errors import PaperclubError
+
 D4RL_KEYS = ("observations", "actions", "rewards", "terminals", "timeouts", "next_observations")
 KINDS = ("random", "medium", "medium-replay", "medium-expert", "expert", "play")
 
 
-class DatasetError(RuntimeError):
+class DatasetError(PaperclubError, RuntimeError):
     """A dataset file is missing, corrupt, or does not match its manifest."""
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from common.data import images as common_images
+from common.errors import PaperclubError
 
 DEFAULT_DIR = common_images.DEFAULT_FASHION_MNIST_DIR
 SPLITS = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", 60000),
@@ -22,7 +23,7 @@ CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shi
 _HINT = "set data.dir to a folder holding the IDX files"
 
 
-class DatasetError(FileNotFoundError):
+class DatasetError(PaperclubError, FileNotFoundError):
     """The dataset folder or one of its files is missing or malformed."""
 
 

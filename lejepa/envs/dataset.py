@@ -17,12 +17,13 @@ from pathlib import Path
 
 import numpy as np
 
+from common.errors import PaperclubError
 from lejepa.envs import make_env
 
 POLICIES = ("random", "noisy_expert", "mixed")
 
 
-class DatasetError(FileNotFoundError):
+class DatasetError(PaperclubError, FileNotFoundError):
     """A dataset folder, its manifest or its data file is missing or does not match."""
 
 

@@ -2,8 +2,11 @@
 
 Setup (corpus, tokenizer, device) -> target: train, export -> draft: train (cross-entropy, plus KL to the target
 when `draft.distill_weight` > 0), export -> evaluate both on the validation split -> results JSON.
-Each model's training resumes from its latest checkpoint under `<out_dir>/checkpoints/<name>-<fingerprint>/`,
-and a model whose export in `<out_dir>/<name>/` records the same fingerprint is not trained again.
+Each model's training resumes from its latest readable checkpoint under
+`<out_dir>/checkpoints/<name>-<fingerprint>/`, and a model whose export in `<out_dir>/<name>/` records the same
+fingerprint is not trained again. The fingerprint is `common.run_config.config_hash` of everything that determines
+the model (`_fingerprint_keys`), recorded in that folder's `run_config.json` and checked on resume
+(`force_resume=true` overrides a mismatch).
 Exports are Hugging Face directories (config.json, model.safetensors, tokenizer) that `transformers` and our engine
 load. `pair=cpu` trains tiny models on the tiny corpus in seconds; `pair=gpu` a ~175M target and ~16M draft on the
 English corpus within ~8 minutes of one H100 (bf16 autocast).
@@ -13,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import math
 import time
 from dataclasses import dataclass, field
@@ -23,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from common.config import ConfigError, LoggerConfig, as_dict, check_choice, check_range, hydra_app, run_dir
+from common.run_config import config_hash
 
 SCALES = ("cpu", "gpu")
 CORPORA = ("tiny", "english", "code")
@@ -85,6 +88,7 @@ class TrainPairConfig:
     checkpoint_every: int = 100
     keep_last: int = 1
     resume: bool = True
+    force_resume: bool = False  # resume even when a checkpoint folder's run_config.json differs from this config
     grad_clip: float = 1.0
     device: str = "auto"
     cpu_threads: int = 0  # torch intra-op threads on CPU (0: torch's default); 1 avoids oversubscription
@@ -114,6 +118,8 @@ class TrainPairConfig:
         check_range("keep_last", self.keep_last, low=1)
         check_range("grad_clip", self.grad_clip, low=0)
         check_range("cpu_threads", self.cpu_threads, low=0)
+        check_range("rope_theta", self.rope_theta, low=0, low_open=True)
+        check_range("seed", self.seed, low=0)
         self.target.check("target")
         self.draft.check("draft")
 
@@ -160,7 +166,8 @@ def _train_pair(cfg: TrainPairConfig, out_run_dir: Path) -> dict[str, Any]:
     with RunLogger(cfg.logger, out_run_dir, config=as_dict(cfg), name=f"train_pair_{cfg.scale}") as log:
         for name in ("target", "draft"):
             spec: ModelSpec = getattr(cfg, name)
-            fingerprint = _fingerprint(cfg, name, data)
+            keys = _fingerprint_keys(cfg, name, data)
+            fingerprint = config_hash(keys, ())[:12]
             export_dir = out / name
             record = read_training_record(export_dir)
             if cfg.resume and record is not None and record.get("fingerprint") == fingerprint:
@@ -170,7 +177,7 @@ def _train_pair(cfg: TrainPairConfig, out_run_dir: Path) -> dict[str, Any]:
                 continue
             teacher = models["target"] if name == "draft" and spec.distill_weight > 0 else None
             model, stats[name] = _train_model(name, spec, cfg, data, device, amp_dtype, teacher, log,
-                                              out / "checkpoints" / f"{name}-{fingerprint}")
+                                              out / "checkpoints" / f"{name}-{fingerprint}", keys)
             export_hf(model, data["tokenizer"], export_dir, cfg.export_dtype,
                       {"fingerprint": fingerprint, "stats": stats[name], "corpus": str(corpus),
                        "config": dataclasses.asdict(spec)})
@@ -199,11 +206,19 @@ def _train_pair(cfg: TrainPairConfig, out_run_dir: Path) -> dict[str, Any]:
 
 
 def _train_model(name: str, spec: ModelSpec, cfg: TrainPairConfig, data: dict[str, Any], device: str,
-                 amp_dtype: str, teacher, log, ckpt_dir: Path) -> tuple[Any, dict[str, Any]]:
-    """Train one model (resuming from `ckpt_dir`); return (model, stats)."""
+                 amp_dtype: str, teacher, log, ckpt_dir: Path, run_config: dict[str, Any]
+                 ) -> tuple[Any, dict[str, Any]]:
+    """Train one model (resuming from `ckpt_dir`, whose checkpoints must come from `run_config`); return
+    (model, stats)."""
     import torch
 
-    from common.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, torch_optimizer_state
+    from common.checkpoint import (
+        list_checkpoints,
+        load_latest_checkpoint,
+        save_checkpoint,
+        torch_optimizer_state,
+    )
+    from common.run_config import check_resume, record_run_config
     from ssd.training.hf_checkpoint import build_llama
     from ssd.training.objectives import distillation_loss, next_token_loss, param_count
     from ssd.training.windows import train_batch
@@ -214,13 +229,16 @@ def _train_model(name: str, spec: ModelSpec, cfg: TrainPairConfig, data: dict[st
                         data["eos_id"], data["pad_id"]).to(device)
     optimizer = _optimizer(model, spec, device)
     step, train_s, stopped_early = 0, 0.0, False
-    latest = latest_checkpoint(ckpt_dir) if cfg.resume else None
-    if latest is not None:
-        step, state = load_checkpoint(latest)
+    resuming = cfg.resume and bool(list_checkpoints(ckpt_dir))
+    if resuming:
+        check_resume(ckpt_dir, run_config, cfg.force_resume, ())
+        step, state = load_latest_checkpoint(ckpt_dir)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(torch_optimizer_state(state["optim"]))
         train_s = float(state["train_s"])
         log.log({f"{name}/resumed_from_step": step}, step=step)
+    else:
+        record_run_config(ckpt_dir, run_config, ())
     forward = torch.compile(model) if cfg.compile else model
     teacher_forward = None
     if teacher is not None:
@@ -388,15 +406,16 @@ def _manifest_digest(corpus: Path) -> str:
     return hashlib.sha256((corpus / "manifest.json").read_bytes()).hexdigest()[:16]
 
 
-def _fingerprint(cfg: TrainPairConfig, name: str, data: dict[str, Any]) -> str:
-    """Hash of everything that determines the model `name` (for the draft, the target's too)."""
+def _fingerprint_keys(cfg: TrainPairConfig, name: str, data: dict[str, Any]) -> dict[str, Any]:
+    """Everything that determines the model `name` (for the draft, the target's too); its hash names the model's
+    checkpoint folder and marks its export."""
     keys = {"corpus": data["manifest_sha"], "max_train_tokens": cfg.max_train_tokens, "seq_len": cfg.seq_len,
             "context_length": cfg.context_length, "rope_theta": cfg.rope_theta, "vocab": data["vocab_size"],
             "seed": cfg.seed, "dtype": cfg.dtype, "grad_clip": cfg.grad_clip, "export_dtype": cfg.export_dtype,
             "target": dataclasses.asdict(cfg.target)}
     if name == "draft":
         keys["draft"] = dataclasses.asdict(cfg.draft)
-    return hashlib.sha256(json.dumps(keys, sort_keys=True).encode()).hexdigest()[:12]
+    return keys
 
 
 def _default_out_dir(scale: str) -> Path:

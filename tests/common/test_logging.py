@@ -1,12 +1,13 @@
-"""RunLogger: metrics.jsonl, an offline W&B run read back from disk, clean shutdown statuses."""
+"""RunLogger: metrics.jsonl, an offline W&B run read back from disk, clean shutdown statuses, resuming."""
 
 import json
+from collections import Counter
 
 import numpy as np
 import pytest
 
 from common.config import LoggerConfig
-from common.logging import RunLogger, read_metrics, read_wandb_offline
+from common.logging import WANDB_RUN_ID, RunLogger, read_metrics, read_wandb_offline
 
 
 def test_jsonl_and_offline_wandb_round_trip(tmp_path):
@@ -57,3 +58,38 @@ def test_truncated_last_line_is_skipped(tmp_path):
     path = tmp_path / "metrics.jsonl"
     path.write_text('{"step": 0, "loss": 1.0}\n{"step": 1, "lo')
     assert read_metrics(path) == [{"step": 0, "loss": 1.0}]
+
+
+def test_resume_drops_the_steps_logged_after_the_checkpoint(tmp_path):
+    log = RunLogger(None, tmp_path, resume_step=0)
+    for step in range(1, 7):
+        log.log({"loss": float(step)}, step=step)
+    log.summary({"note": "a summary has no step"})
+    with (tmp_path / "metrics.jsonl").open("a") as handle:
+        handle.write('{"step": 7, "lo')  # killed mid-line; the checkpoint it resumes from is at step 4
+    with RunLogger(None, tmp_path, resume_step=4) as resumed:
+        for step in range(5, 9):
+            resumed.log({"loss": 10.0 * step}, step=step)
+    records = read_metrics(tmp_path / "metrics.jsonl")
+    steps = [r["step"] for r in records if "loss" in r]
+    assert steps == [1, 2, 3, 4, 5, 6, 7, 8] and not [s for s, n in Counter(steps).items() if n > 1]
+    assert [r["loss"] for r in records if "loss" in r][3:5] == [4.0, 50.0]
+    events = [(r["event"], r.get("resume_step"), r.get("dropped")) for r in records if "event" in r]
+    assert events == [("start", 0, 0), ("summary", None, None), ("start", 4, 2), ("end", None, None)]
+
+
+def test_wandb_run_resumes_by_id(tmp_path):
+    cfg = LoggerConfig(backend="wandb", mode="offline", progress=False)
+    with RunLogger(cfg, tmp_path, config={"lr": 0.1}, name="t", resume_step=0) as log:
+        run_id = log.wandb_run.id
+        for step in (1, 2, 3):
+            log.log({"loss": float(step)}, step=step)
+    assert (tmp_path / WANDB_RUN_ID).read_text().strip() == run_id
+    with RunLogger(cfg, tmp_path, config={"lr": 0.1}, name="t", resume_step=3) as log:
+        assert log.wandb_run.id == run_id
+        for step in (4, 5):
+            log.log({"loss": float(step)}, step=step)
+    assert (tmp_path / WANDB_RUN_ID).read_text().strip() == run_id
+    attempts = sorted((tmp_path / "wandb").glob("offline-run-*"))  # one folder per attempt, `wandb sync`ed as one run
+    assert [[f.name for f in p.glob("run-*.wandb")] for p in attempts] == [[f"run-{run_id}.wandb"]] * 2
+    assert [[row["_step"] for row in read_wandb_offline(p)["history"]] for p in attempts] == [[1, 2, 3], [4, 5]]

@@ -6,6 +6,8 @@ import gzip
 import hashlib
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +23,8 @@ from common.data.text import (
     load_tokenizer,
     verify_corpus,
 )
+from common.data.text.__main__ import main
+from common.data.text.tiny import tiny_documents
 
 VOCAB = 320
 
@@ -29,7 +33,7 @@ VOCAB = 320
 def source_dir(tmp_path_factory) -> Path:
     """60 short English documents, one HTML page with navigation, one exact duplicate, one tiny file."""
     root = tmp_path_factory.mktemp("src")
-    for i, doc in enumerate(text._tiny_documents(seed=1, n_docs=60)):
+    for i, doc in enumerate(tiny_documents(seed=1, n_docs=60)):
         (root / f"doc_{i:02d}.txt").write_text(doc)
     (root / "dup.txt").write_text((root / "doc_00.txt").read_text())
     (root / "tiny.txt").write_text("too short")
@@ -139,7 +143,22 @@ def test_verify_names_flipped_byte(built, tmp_path):
     shard.write_bytes(bytes(data))
     with pytest.raises(CorpusError, match=r"corrupt file .*train_001\.bin: expected sha256"):
         verify_corpus(out)
-    assert text.main(["verify", "--out", str(out)]) == 1
+    assert main(["verify", "--out", str(out)]) == 2
+    run = subprocess.run([sys.executable, "-m", "common.data.text", "verify", "--out", str(out)], capture_output=True,
+                         text=True)
+    assert run.returncode == 2 and run.stdout == ""
+    assert run.stderr.startswith(f"error: corrupt file {out / 'shards' / 'train_001.bin'}: expected sha256")
+    assert run.stderr.count("\n") == 1  # one line
+
+
+def test_build_rewrites_a_damaged_shard(built, source_dir, tmp_path):
+    out = shutil.copytree(built[1], tmp_path / "corpus")
+    shard = out / "shards" / "train_000.bin"
+    good = shard.read_bytes()
+    shard.write_bytes(good[:10] + bytes([good[10] ^ 0xFF]) + good[11:])
+    manifest = _build(out, source_dir, workers=1)  # collect and tokenizer stages are skipped, the shards re-encoded
+    assert shard.read_bytes() == good
+    assert verify_corpus(out)["splits"] == manifest["splits"]
 
 
 def test_truncated_shard_gives_sizes(built, tmp_path):
@@ -155,7 +174,7 @@ def test_truncated_shard_gives_sizes(built, tmp_path):
 
 
 def test_tiny_corpus(tmp_path):
-    docs = text._tiny_documents(seed=0)
+    docs = tiny_documents(seed=0)
     assert hashlib.sha256("".join(docs).encode()).hexdigest()[:16] == "6fd846e152e84cea"  # same on every machine
     manifest = build_tiny_corpus(tmp_path / "tiny")
     assert 100_000 < sum(info["bytes"] for info in manifest["splits"].values()) < 300_000

@@ -1,10 +1,13 @@
 import json
+from collections import Counter
 
 import pytest
 import torch
 
+from common.checkpoint import list_checkpoints
 from common.config import ConfigError, compose
 from common.logging import read_metrics
+from common.run_config import RUN_CONFIG, ResumeError
 from data_constrained.data import eval_windows, load_tokens
 from data_constrained.distill import DistillConfig
 from data_constrained.ensemble import EnsembleConfig
@@ -43,6 +46,35 @@ def test_resume_gives_identical_next_step_loss(tiny_cfg, tmp_path):
     assert losses_b[4]["train/loss"] == losses_a[5]
     _, again = train_run(straight, tmp_path / "c")
     assert resumed["val_loss"] == again["val_loss"]
+
+
+def test_resume_refuses_a_changed_config_unless_forced(tiny_cfg, tmp_path):
+    train_run(tiny_cfg("max_steps=3"), tmp_path)
+    with pytest.raises(ResumeError, match=r"lr: 0\.01 -> 0\.5;.*force_resume=true"):
+        train_run(tiny_cfg("max_steps=5", "lr=0.5"), tmp_path)
+    with pytest.raises(ResumeError, match=r"model\.d_model: 32 -> 64, model\.n_heads: 2 -> 4;"):
+        train_run(tiny_cfg("max_steps=5", "model=c64"), tmp_path)  # refused before any size-mismatch dump
+    assert [p.name for p in list_checkpoints(tmp_path / "checkpoints")] == ["step_00000003.safetensors"]
+    with pytest.warns(RuntimeWarning, match=r"force_resume=true: .*lr: 0\.01 -> 0\.5"):
+        _, summary = train_run(tiny_cfg("max_steps=5", "lr=0.5", "force_resume=true"), tmp_path)
+    assert summary["steps"] == 5 and summary["lr"] == 0.5
+    assert json.loads((tmp_path / RUN_CONFIG).read_text())["config"]["lr"] == 0.5
+    _, again = train_run(tiny_cfg("max_steps=5", "lr=0.5", "log_every=2", "keep_last=3", "device=cpu"), tmp_path)
+    assert again["steps"] == 5  # bookkeeping keys may change; nothing left to train
+
+
+def test_corrupt_latest_checkpoint_falls_back_without_duplicate_steps(tiny_cfg, tmp_path):
+    common = ["log_every=1", "checkpoint_every=2", "keep_last=2"]
+    train_run(tiny_cfg(*common, "max_steps=6", "save_final=false"), tmp_path / "a")
+    train_run(tiny_cfg(*common, "max_steps=5", "save_final=false"), tmp_path / "b")  # checkpoints at 2 and 4
+    latest = list_checkpoints(tmp_path / "b" / "checkpoints")[-1]
+    latest.write_bytes(latest.read_bytes()[:100])
+    with pytest.warns(RuntimeWarning, match=r"step_00000004\.safetensors is unreadable or corrupt"):
+        train_run(tiny_cfg(*common, "max_steps=6", "save_final=false"), tmp_path / "b")  # resumes at step 2
+    a, b = (read_metrics(tmp_path / run / "metrics.jsonl") for run in ("a", "b"))
+    steps = [r["step"] for r in b if "train/loss" in r]
+    assert steps == [1, 2, 3, 4, 5, 6] and max(Counter((r["step"], k) for r in b for k in r if "/" in k).values()) == 1
+    assert [r["train/loss"] for r in b if "train/loss" in r] == [r["train/loss"] for r in a if "train/loss" in r]
 
 
 def test_lr_schedule_warms_up_then_decays_to_floor(tiny_cfg):

@@ -5,6 +5,7 @@ import json
 import pytest
 
 from common.config import compose
+from common.run_config import ResumeError
 from lejepa.collect import CollectConfig
 from lejepa.envs.dataset import collect_dataset
 from lejepa.plan import PlanConfig, run_planning
@@ -37,7 +38,10 @@ def test_train_resume_plan_surprise(dataset, tmp_path):
             f"ckpt_dir={ckpt}", "optim.batch_size=8", "optim.warmup=1", "ckpt_every=2", *TINY_MODEL]
     first = train(compose("lejepa", "train", TrainConfig, [*base, "optim.steps=4"]), out_dir=tmp_path / "r1")
     assert first["resumed_from"] == 0 and (ckpt / "train_summary.json").exists()
-    second = train(compose("lejepa", "train", TrainConfig, [*base, "optim.steps=6"]), out_dir=tmp_path / "r2")
+    with pytest.raises(ResumeError, match=r"optim.steps: 4 -> 6.*force_resume=true"):  # a longer schedule
+        train(compose("lejepa", "train", TrainConfig, [*base, "optim.steps=6"]), out_dir=tmp_path / "r2")
+    second = train(compose("lejepa", "train", TrainConfig, [*base, "optim.steps=6", "force_resume=true"]),
+                   out_dir=tmp_path / "r2")
     assert second["resumed_from"] == 4 and second["history"][-1]["step"] == 5
     assert all(h["loss"] == h["loss"] for h in second["history"])  # no NaN
 
