@@ -1,20 +1,35 @@
-"""Autoregressive decoding: one target forward per token (the baseline every speed-up is measured against)."""
+"""Autoregressive decoding: one target forward per token (the baseline every speed-up is measured against).
+
+A round: feed each row's last token at position length - 1, sample the next from the processed target
+distribution (argmax when greedy), append it. One piece, one CUDA graph.
+"""
 
 from __future__ import annotations
 
-from ssd.decoding.base import Strategy
-from ssd.engine.sampler import SamplingParams, sample_from
-from ssd.engine.sequence import Sequence
+from collections.abc import Callable
+
+from ssd.decoding.base import RoundState, Strategy
+from ssd.engine.sampler import sample_tokens
 
 
 class Autoregressive(Strategy):
-    """Feed the last token, sample the next from the processed target distribution."""
+    """Feed the last token, sample the next."""
 
     name = "ar"
+    timer_of = {"decode": "verify"}
 
-    def step(self, seqs: list[Sequence], params: SamplingParams) -> list[list[int]]:
-        last, pos, slots = self.last_tokens(seqs)
-        with self.telemetry.timer("verify"):
-            logits = self.target.forward(last[:, None], pos[:, None], slots)[:, 0]
-            tokens = sample_from(self.target_probs(logits, params), self.uniforms(len(seqs)))
-        return [[t] for t in tokens.tolist()]
+    def width(self) -> int:
+        return 1
+
+    def lookahead(self) -> int:
+        return 2
+
+    def round_pieces(self, state: RoundState) -> dict[str, Callable[[], None]]:
+        return {"decode": lambda: self.decode(state)}
+
+    def decode(self, state: RoundState) -> None:
+        batch, slots = state.batch, state.buffers["target_slots"]
+        last, pos = batch.last(1)
+        logits = self.target.forward(last, pos, slots)[:, 0]
+        token, _ = sample_tokens(logits, state.params, self.uniforms(batch.rows))
+        batch.emit(token[:, None], (~batch.done).long())

@@ -4,12 +4,13 @@
         model.draft_path=...
 
 Rank 0 holds the target and verifies; rank 1 holds the draft, the speculation cache and the backup speculator
-(a `Saguaro` strategy without a target). Per round, for the B active sequences:
+(a `Saguaro` strategy without a target, run piece by piece). Per round, for the B rows of the batch:
 
-    rank 1: propose (cache lookup of the last outcome, or backup) --send tokens (B,K), q (B,K,V)--> rank 0
+    rank 1: propose (the proposal committed from the cache, or backup) --send tokens (B,K), q (B,K,V)--> rank 0
     rank 1: build the speculation cache for this round's outcomes      | rank 0: verify (target forward + rule)
     rank 1: <--recv outcome (accepted (B,), bonus (B,))-- rank 0
-    both:   append the same tokens with the same stop rules, so both keep identical sequence states.
+    both:   emit the same tokens with the same stop rules into their own device batches, so both keep identical
+            states; rank 1 then commits (cache lookup, branch KV copy, miss flags).
 
 The cache building overlaps the verify because it runs in the other process (on GPUs: another GPU, NCCL; on the
 CPU: gloo, used by the tests). Rank 0's telemetry counts the time it waits for a proposal as `draft` (the drafting
@@ -25,9 +26,10 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from ssd.decoding.base import Strategy
+from ssd.decoding.base import RoundState, Strategy
 from ssd.decoding.saguaro import Saguaro
 from ssd.decoding.speculative import SpeculativeDecoding
+from ssd.engine.batch import apply_out
 from ssd.engine.model_runner import ModelRunner
 from ssd.engine.sampler import SamplingParams
 from ssd.engine.sequence import Sequence
@@ -68,8 +70,8 @@ def generate_distributed(target_path: str | Path, draft_path: str | Path, prompt
     if rank == TARGET_RANK:
         model = load_model(target_path, dtype, device, max_len)
         model.use_triton_kernels(triton_kernels)
-        target = ModelRunner(model, len(prompts), max_len, device, cuda_graphs)
-        verifier = RemoteDraftVerifier(target, k, seed)
+        target = ModelRunner(model, len(prompts), max_len, device)
+        verifier = RemoteDraftVerifier(target, k, seed, cuda_graphs)
         telemetry = verifier.generate(seqs, params, on_tokens)
         counts = torch.zeros(4, dtype=torch.long, device=device)
         dist.recv(counts, src=DRAFT_RANK)
@@ -79,36 +81,60 @@ def generate_distributed(target_path: str | Path, draft_path: str | Path, prompt
     draft_model = load_model(draft_path, dtype, device, max_len)
     draft_model.use_triton_kernels(triton_kernels)
     slots = len(prompts) * (1 + Saguaro.branch_count(k, draft_model.config.vocab_size, **ssd_options))
-    draft = ModelRunner(draft_model, slots, max_len, device, cuda_graphs)
-    DraftServer(Saguaro(None, draft, k=k, seed=seed + 1, use_streams=False, **ssd_options)).serve(seqs, params)
+    draft = ModelRunner(draft_model, slots, max_len, device)
+    DraftServer(Saguaro(None, draft, k=k, seed=seed + 1, use_streams=False, cuda_graphs=False,
+                        **ssd_options)).serve(seqs, params)
     return None
 
 
-class RemoteDraftVerifier(Strategy):
+class RemoteDraftVerifier(SpeculativeDecoding):
     """Rank 0: receives each round's proposal from rank 1, verifies it, sends the outcome back."""
 
     name = "ssd-distributed"
-    verify = SpeculativeDecoding.verify
-    emit = SpeculativeDecoding.emit
+    lag = 0
+    timer_of = {"verify": "verify"}
 
-    def __init__(self, target: ModelRunner, k: int, seed: int = 0) -> None:
+    def __init__(self, target: ModelRunner, k: int, seed: int = 0, cuda_graphs: bool = True) -> None:
         self.k = k
-        super().__init__(target, seed)
+        Strategy.__init__(self, target, seed, cuda_graphs=cuda_graphs)
+        self.vocab_size = target.vocab_size
 
     def lookahead(self) -> int:
         return 2 * self.k + 2
 
-    def step(self, seqs: list[Sequence], params: SamplingParams) -> list[list[int]]:
-        b = len(seqs)
-        tokens = torch.empty((b, self.k), dtype=torch.long, device=self.device)
-        q = torch.empty((b, self.k, self.target.vocab_size), device=self.device)
-        with self.telemetry.timer("draft"):  # exposed drafting latency: waiting for the proposal
-            dist.recv(tokens, src=DRAFT_RANK)
-            dist.recv(q, src=DRAFT_RANK)
-        with self.telemetry.timer("verify"):
-            accepted, bonus = self.verify(seqs, tokens, q, params)
-        dist.send(torch.stack([accepted, bonus]).long(), dst=DRAFT_RANK)
-        return self.emit(tokens, accepted, bonus)
+    def max_rows(self) -> int:
+        return self.target.num_slots
+
+    def max_len(self) -> int:
+        return self.target.max_len
+
+    def init_state(self, state: RoundState) -> None:
+        Strategy.init_state(self, state)
+        state.buffers["tokens"] = torch.zeros((state.batch.rows, self.k), dtype=torch.long, device=self.device)
+        if not state.params.greedy:
+            state.buffers["q"] = torch.zeros((state.batch.rows, self.k, self.vocab_size), device=self.device)
+        state.buffers["outcome"] = torch.zeros((2, state.batch.rows), dtype=torch.long, device=self.device)
+
+    def prefill(self, seqs: list[Sequence], state: RoundState) -> None:
+        Strategy.prefill(self, seqs, state)
+
+    def round_pieces(self, state: RoundState) -> dict:
+        return {"verify": lambda: self.verify_and_emit(state)}
+
+    def verify_and_emit(self, state: RoundState) -> None:
+        buf = state.buffers
+        accepted, bonus = self.verify(state, buf["tokens"], buf.get("q"))
+        buf["outcome"].copy_(torch.stack([accepted, bonus]))
+        self.emit(state, buf["tokens"], accepted, bonus)
+
+    def run_round(self, state: RoundState) -> None:
+        buf = state.buffers
+        with self.telemetry.timer("draft", self.stream()):  # exposed drafting latency: waiting for the proposal
+            dist.recv(buf["tokens"], src=DRAFT_RANK)
+            if "q" in buf:
+                dist.recv(buf["q"], src=DRAFT_RANK)
+        super().run_round(state)
+        dist.send(buf["outcome"], dst=DRAFT_RANK)
 
 
 class DraftServer:
@@ -119,25 +145,32 @@ class DraftServer:
 
     def serve(self, seqs: list[Sequence], params: SamplingParams) -> None:
         s = self.saguaro
-        s.telemetry = type(s.telemetry)(strategy="ssd-draft", k=s.k)
-        s.prefill(seqs)
-        try:
-            active = [q for q in seqs if not q.finished]
-            while active:
-                tokens, q, logits = s.lookup_or_backup(active, params)
-                pending = [dist.isend(tokens.contiguous(), TARGET_RANK), dist.isend(q.contiguous(), TARGET_RANK)]
-                speculations = s.build_cache(active, tokens, logits, params)  # overlaps the target's verify
-                for request in pending:
-                    request.wait()
-                outcome = torch.empty((2, len(active)), dtype=torch.long, device=s.device)
+        with torch.inference_mode():
+            state = s.state_for(len(seqs), params)
+            s.telemetry = type(s.telemetry)(strategy="ssd-draft", k=s.k)
+            state.counters.reset()
+            state.batch.load(seqs, sorted(set().union(*(q.stop_token_ids for q in seqs))))
+            s.prefill(seqs, state)
+            buf, work = state.buffers, {}
+            out = torch.empty(tuple(state.batch.out.shape), dtype=torch.long)
+            while any(not q.finished for q in seqs):
+                if state.host["missed"]:
+                    s.backup_round(state, state.host["neural"])
+                dist.send(buf["tokens"], dst=TARGET_RANK)
+                if not params.greedy:
+                    dist.send(buf["q"], dst=TARGET_RANK)
+                work.update(s.branch_inputs(state))
+                s.build_cache(state, work)  # overlaps the target's verify (it runs in the other process)
+                outcome = torch.empty((2, state.batch.rows), dtype=torch.long, device=s.device)
                 dist.recv(outcome, src=TARGET_RANK)
-                new_tokens = s.commit(active, tokens, speculations, outcome[0], outcome[1])
-                for seq, toks in zip(active, new_tokens, strict=True):
-                    seq.append(toks)
-                active = [q for q in active if not q.finished]
-        finally:
-            s.release(seqs)
+                buf["accepted"].copy_(outcome[0])
+                buf["bonus"].copy_(outcome[1])
+                s.emit(state, buf["tokens"], outcome[0], outcome[1])
+                s.commit(state)
+                out.copy_(state.batch.out)
+                s.on_output(state, out)
+                apply_out(seqs, out, s.width())
+            state.counters.read_into(s.telemetry)
         t = s.telemetry
         counts = torch.tensor([t.cache_lookups, t.cache_hits, t.backup_neural, t.backup_random], device=s.device)
         dist.send(counts, dst=TARGET_RANK)
-

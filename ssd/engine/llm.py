@@ -5,7 +5,9 @@
                         on_tokens=lambda seq, toks: print(llm.decode(toks), end=""))
     outs[0].text, outs[0].token_ids, outs[0].telemetry["tokens_per_s"]
 
-`triton_kernels=True` runs RMSNorm (+ residual) and rotary with the Triton kernels (`ssd/kernels/`, CUDA).
+`triton_kernels` (default: on with CUDA) runs the decode path with the Triton kernels of `ssd/kernels/`; rounds are
+captured into CUDA graphs (`cuda_graphs`). `timing=True` in `generate` adds the draft / verify / cache-building
+time split (CUDA events) to the telemetry.
 Prompts are strings (needs a tokenizer in the checkpoint directory) or lists of token ids. Strategies: `ar`
 (target alone), `sd` (speculative decoding), `ssd` (Saguaro). Stop tokens: the model's EOS ids (unless
 `ignore_eos`) plus `SamplingParams.stop_token_ids`. Prompts beyond `max_batch_size` run in successive batches.
@@ -18,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from common.device import choose_device, choose_dtype, torch_dtype
+from common.errors import PaperclubError
 from ssd.decoding.autoregressive import Autoregressive
 from ssd.decoding.base import Strategy, TokenCallback
 from ssd.decoding.saguaro import Saguaro
@@ -30,7 +33,7 @@ from ssd.models.loading import load_model
 STRATEGIES = ("ar", "sd", "ssd")
 
 
-class GenerationError(ValueError):
+class GenerationError(PaperclubError, ValueError):
     """A request cannot be served (empty prompt, too long for the context, text without a tokenizer...)."""
 
 
@@ -50,24 +53,26 @@ class LLM:
 
     def __init__(self, model_path: str | Path, draft_path: str | Path | None = None, strategy: str = "ar",
                  k: int = 4, device: str = "auto", dtype: str = "auto", max_len: int = 1024,
-                 max_batch_size: int = 8, cuda_graphs: bool = True, triton_kernels: bool = False, seed: int = 0,
-                 **ssd_options: Any) -> None:
+                 max_batch_size: int = 8, cuda_graphs: bool = True, triton_kernels: bool | None = None,
+                 seed: int = 0, **ssd_options: Any) -> None:
         if strategy not in STRATEGIES:
             raise ValueError(f"strategy={strategy!r}; expected one of {', '.join(STRATEGIES)}")
         if strategy != "ar" and draft_path is None:
             raise ValueError(f"strategy={strategy!r} needs draft_path")
         self.device = choose_device(device)
         self.dtype = torch_dtype(choose_dtype(dtype, self.device))
+        if triton_kernels is None:
+            triton_kernels = str(self.device).startswith("cuda")
         target = load_model(model_path, self.dtype, self.device, max_len)
         target.use_triton_kernels(triton_kernels)
         self.max_len = min(max_len, target.config.max_position_embeddings)
         self.config = target.config
         self.tokenizer = load_tokenizer(Path(model_path))
-        self.target = ModelRunner(target, max_batch_size, self.max_len, self.device, cuda_graphs)
+        self.target = ModelRunner(target, max_batch_size, self.max_len, self.device)
         self.max_batch_size = max_batch_size
         self.strategy: Strategy
         if strategy == "ar":
-            self.strategy = Autoregressive(self.target, seed=seed)
+            self.strategy = Autoregressive(self.target, seed=seed, cuda_graphs=cuda_graphs)
             return
         draft = load_model(draft_path, self.dtype, self.device, self.max_len)
         draft.use_triton_kernels(triton_kernels)
@@ -75,15 +80,16 @@ class LLM:
             raise ValueError(f"draft {draft_path} has vocab {draft.config.vocab_size}, target "
                              f"{model_path} has {target.config.vocab_size}; they must share a tokenizer")
         if strategy == "sd":
-            self.draft = ModelRunner(draft, max_batch_size, self.max_len, self.device, cuda_graphs)
-            self.strategy = SpeculativeDecoding(self.target, self.draft, k=k, seed=seed)
+            self.draft = ModelRunner(draft, max_batch_size, self.max_len, self.device)
+            self.strategy = SpeculativeDecoding(self.target, self.draft, k=k, seed=seed, cuda_graphs=cuda_graphs)
         else:
             probe = Saguaro.branch_count(k, target.config.vocab_size, **ssd_options)
-            self.draft = ModelRunner(draft, max_batch_size * (1 + probe), self.max_len, self.device, cuda_graphs)
-            self.strategy = Saguaro(self.target, self.draft, k=k, seed=seed, **ssd_options)
+            self.draft = ModelRunner(draft, max_batch_size * (1 + probe), self.max_len, self.device)
+            self.strategy = Saguaro(self.target, self.draft, k=k, seed=seed, cuda_graphs=cuda_graphs,
+                                    **ssd_options)
 
     def generate(self, prompts: str | list[int] | list[str] | list[list[int]], params: SamplingParams | None = None,
-                 on_tokens: TokenCallback | None = None) -> list[RequestOutput]:
+                 on_tokens: TokenCallback | None = None, timing: bool = False) -> list[RequestOutput]:
         """Generate for each prompt; `on_tokens(seq, new_token_ids)` streams each round's tokens."""
         params = params or SamplingParams()
         if isinstance(prompts, str) or (isinstance(prompts, list) and prompts and isinstance(prompts[0], int)):
@@ -104,7 +110,7 @@ class LLM:
         for start in range(0, len(encoded), self.max_batch_size):
             seqs = [Sequence(start + i, ids, params.max_new_tokens, frozenset(stop))
                     for i, ids in enumerate(encoded[start:start + self.max_batch_size])]
-            telemetry = self.strategy.generate(seqs, params, on_tokens).summary()
+            telemetry = self.strategy.generate(seqs, params, on_tokens, timing).summary()
             self.last_telemetry = telemetry
             outputs += [RequestOutput(s.prompt_ids, s.output_ids, self.decode(s.output_ids), s.finish_reason,
                                       telemetry) for s in seqs]

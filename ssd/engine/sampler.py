@@ -58,3 +58,14 @@ def sample_from(probs: Tensor, uniforms: Tensor) -> Tensor:
     target = uniforms.unsqueeze(-1) * cdf[..., -1:]
     index = torch.searchsorted(cdf, target, right=True).squeeze(-1)
     return index.clamp_max(probs.shape[-1] - 1)
+
+
+def sample_tokens(logits: Tensor, params: SamplingParams, uniforms: Tensor) -> tuple[Tensor, Tensor | None]:
+    """(tokens (...), the distribution they were drawn from (..., V) float32, or None when greedy).
+
+    Greedy takes the argmax of the logits in their own dtype (bf16 logits need no float32 copy for it).
+    """
+    if params.greedy:
+        return logits.argmax(-1), None
+    probs = processed_probs(logits, params.temperature, params.top_p)
+    return sample_from(probs, uniforms), probs

@@ -61,8 +61,9 @@ def decode_attention(q: Tensor, cache_k: Tensor, cache_v: Tensor, slots: Tensor,
     part_acc = torch.empty((b, kv_heads, splits, block_m, block_d), dtype=torch.float32, device=q.device)
     part_ml = torch.empty((b, kv_heads, splits, 2, block_m), dtype=torch.float32, device=q.device)
     has_prefix = prefix_slots is not None
-    pslots = prefix_slots if has_prefix else slots
-    plens = prefix_lens if has_prefix else slots
+    slots = slots.contiguous()  # index tensors may arrive as stride-0 expansions
+    pslots = prefix_slots.contiguous() if has_prefix else slots
+    plens = prefix_lens.contiguous() if has_prefix else slots
     kernel = kernel_for(_decode_attention_kernel, q.device)
     kernel[(b, kv_heads, splits)](
         q, cache_k, cache_v, out, part_acc, part_ml, locks, slots, positions.contiguous(), pslots, plens,

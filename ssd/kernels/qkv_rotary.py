@@ -39,7 +39,8 @@ def qkv_rotary_cache(qkv: Tensor, positions: Tensor, slots: Tensor, cos: Tensor,
         has_norm = q_norm is not None
         kernel = kernel_for(_qkv_rotary_cache_kernel, qkv.device)
         kernel[(n, heads + kv_heads)](
-            qkv, q, cache_k, cache_v, positions, slots, cos, sin, q_norm if has_norm else cos,
+            qkv, q, cache_k, cache_v, positions.contiguous(), slots.contiguous(), cos.contiguous(), sin.contiguous(),
+            q_norm if has_norm else cos,
             k_norm if has_norm else cos, heads, kv_heads, cache_k.stride(0), cache_k.stride(1), cache_k.stride(2),
             float(eps), HALF=dh // 2, BLOCK_HALF=next_power_of_2(dh // 2), HAS_NORM=has_norm)
     return q

@@ -22,13 +22,15 @@ from torch import Tensor, nn
 
 from ssd.kernels.decode_attention import decode_attention, decode_attention_reference, max_query_rows
 from ssd.kernels.qkv_rotary import qkv_rotary_cache, qkv_rotary_cache_reference
+from ssd.kernels.rmsnorm import rmsnorm
 from ssd.kernels.swiglu import silu_mul
 
 
 class RMSNorm(nn.Module):
     """y = w * x / sqrt(mean(x^2) + eps), computed in float32 like the reference implementation.
 
-    `fused=True` runs the Triton kernel of `ssd.kernels.rmsnorm` (CUDA, or CPU under TRITON_INTERPRET=1).
+    With `residual`, h = x + residual is formed first and (norm(h), h) returned: the pre-norm block's residual
+    add rides along with the next norm. `fused=True` runs the Triton kernel of `ssd.kernels.rmsnorm` (one pass).
     """
 
     def __init__(self, dim: int, eps: float) -> None:
@@ -37,15 +39,13 @@ class RMSNorm(nn.Module):
         self.eps = eps
         self.fused = False
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, residual: Tensor | None = None) -> Tensor | tuple[Tensor, Tensor]:
         if self.fused:
-            from ssd.kernels.rmsnorm import rmsnorm
-
-            return rmsnorm(x, self.weight, self.eps)
-        dtype = x.dtype
-        x32 = x.float()
-        x32 = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)
-        return self.weight * x32.to(dtype)
+            return rmsnorm(x, self.weight, self.eps, residual)
+        h = x if residual is None else x + residual
+        h32 = h.float()
+        y = self.weight * (h32 * torch.rsqrt(h32.pow(2).mean(-1, keepdim=True) + self.eps)).to(h.dtype)
+        return y if residual is None else (y, h)
 
 
 def rope_inverse_frequencies(head_dim: int, theta: float, scaling: dict | None) -> Tensor:
@@ -188,7 +188,11 @@ def fuse_linear(parts: list[nn.Linear]) -> nn.Linear:
 
 
 class DecoderLayer(nn.Module):
-    """Pre-norm block: x + attn(norm(x)), then x + mlp(norm(x))."""
+    """Pre-norm block: h = x + attn(norm(x)), then h + mlp(norm(h)).
+
+    The residual stream travels beside the block's output: `forward(x, residual)` returns (mlp output, residual)
+    and the next block's input norm adds them (`RMSNorm(x, residual)`), so every add is fused into a norm.
+    """
 
     def __init__(self, hidden: int, intermediate: int, heads: int, kv_heads: int, head_dim: int, eps: float,
                  attention_bias: bool, mlp_bias: bool, qk_norm: bool) -> None:
@@ -197,16 +201,14 @@ class DecoderLayer(nn.Module):
         self.self_attn = Attention(hidden, heads, kv_heads, head_dim, attention_bias, qk_norm, eps)
         self.post_attention_layernorm = RMSNorm(hidden, eps)
         self.mlp = SwiGLU(hidden, intermediate, mlp_bias)
-        self.fused = False  # residual add fused into the second RMSNorm (Triton)
 
-    def forward(self, x: Tensor, cos: Tensor, sin: Tensor, cache_k: Tensor, cache_v: Tensor,
-                batch: AttentionBatch) -> Tensor:
-        attn = self.self_attn(self.input_layernorm(x), cos, sin, cache_k, cache_v, batch)
-        if self.fused:
-            from ssd.kernels.rmsnorm import rmsnorm
-
-            norm = self.post_attention_layernorm
-            y, x = rmsnorm(attn, norm.weight, norm.eps, residual=x)
-            return x + self.mlp(y)
-        x = x + attn
-        return x + self.mlp(self.post_attention_layernorm(x))
+    def forward(self, x: Tensor, residual: Tensor | None, cos: Tensor, sin: Tensor, cache_k: Tensor,
+                cache_v: Tensor, batch: AttentionBatch) -> tuple[Tensor, Tensor]:
+        """x (B, T, D): the previous block's output (or the embeddings, with residual None)."""
+        if residual is None:
+            h, residual = self.input_layernorm(x), x
+        else:
+            h, residual = self.input_layernorm(x, residual)
+        attn = self.self_attn(h, cos, sin, cache_k, cache_v, batch)
+        h, residual = self.post_attention_layernorm(attn, residual)
+        return self.mlp(h), residual

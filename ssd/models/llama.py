@@ -117,9 +117,9 @@ class Llama(nn.Module):
         if self.cos is None:
             raise RuntimeError("call setup_rope(max_len, device) before the first forward")
         batch = AttentionBatch(positions, slots, prefix_slots, prefix_lens, prefill, cache.attention_locks)
-        x = self.model.embed_tokens(input_ids)
+        x, residual = self.model.embed_tokens(input_ids), None
         for i, layer in enumerate(self.model.layers):
-            x = layer(x, self.cos, self.sin, cache.k[i], cache.v[i], batch)
+            x, residual = layer(x, residual, self.cos, self.sin, cache.k[i], cache.v[i], batch)
         if last_only:
-            x = x[:, -1:]
-        return self.lm_head(self.model.norm(x))
+            x, residual = x[:, -1:], residual[:, -1:]
+        return self.lm_head(self.model.norm(x, residual)[0])

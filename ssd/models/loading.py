@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from common.errors import PaperclubError
 from ssd.models.llama import Llama, LlamaConfig
 from ssd.models.qwen3 import Qwen3, Qwen3Config
 
@@ -26,7 +27,7 @@ MODEL_TYPES = {"llama": "LlamaForCausalLM", "qwen3": "Qwen3ForCausalLM"}
 _IGNORED_SUFFIXES = ("rotary_emb.inv_freq",)
 
 
-class ModelLoadError(RuntimeError):
+class ModelLoadError(PaperclubError, RuntimeError):
     """A checkpoint directory cannot be loaded (the message names the path and the problem)."""
 
 

@@ -27,18 +27,20 @@ def test_fanout_rejects_bad_arguments():
 
 def test_speculation_cache_lookup_matches_outcomes():
     keys_k = torch.tensor([0, 0, 1, 2])
-    cache = SpeculationCache(keys_k)
-    cached, hit, _, _ = cache.lookup([7])
-    assert not cached.item() and not hit.item()
+    cache = SpeculationCache(keys_k, rows=2, k=2, vocab=12, logits_dtype=torch.float32, with_q=True)
+    hit, _ = cache.lookup(torch.tensor([0, 1]), torch.tensor([5, 5]))
+    assert not hit.any()  # an empty cache (keys -1) matches nothing
     keys_tok = torch.tensor([[5, 6, 5, 9], [1, 2, 3, 4]])
     tokens = torch.arange(2 * 4 * 2).view(2, 4, 2)
-    cache.store([10, 11], keys_tok, tokens, torch.rand(2, 4, 2, 12), torch.rand(2, 4, 3, 12))
-    cache.record_outcomes(torch.tensor([1, 0]), torch.tensor([5, 3]))  # seq 10 -> (1, 5): branch 2; 11 misses
-    cached, hit, branch, rows = cache.lookup([11, 10, 99])
-    assert cached.tolist() == [True, True, False] and hit.tolist() == [False, True, False]
-    assert branch[1].item() == 2
-    got, _, _ = cache.take(rows[1:2], branch[1:2])
-    assert torch.equal(got[0], tokens[0, 2])
+    q, logits = torch.rand(2, 4, 2, 12), torch.rand(2, 4, 3, 12)
+    cache.store(keys_tok, tokens, q, logits)
+    hit, branch = cache.lookup(torch.tensor([1, 0]), torch.tensor([5, 3]))  # row 0 -> (1, 5): branch 2; row 1 misses
+    assert hit.tolist() == [True, False] and branch[0].item() == 2
+    got, got_q, got_logits = cache.take(branch)
+    assert torch.equal(got[0], tokens[0, 2]) and torch.equal(got_q[0], q[0, 2])
+    assert torch.equal(got_logits[0], logits[0, 2])
+    hit, branch = cache.lookup(torch.tensor([0, 2]), torch.tensor([6, 4]))  # (0, 6) is branch 1; (2, 4) branch 3
+    assert hit.tolist() == [True, True] and branch.tolist() == [1, 3]
 
 
 def test_saguaro_reweighting_downweights_top_tokens(llama_pair):
