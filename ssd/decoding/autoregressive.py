@@ -31,5 +31,6 @@ class Autoregressive(Strategy):
         batch, slots = state.batch, state.buffers["target_slots"]
         last, pos = batch.last(1)
         logits = self.target.forward(last, pos, slots)[:, 0]
-        token, _ = sample_tokens(logits, state.params, self.uniforms(batch.rows))
+        uniforms = None if state.params.greedy else self.uniforms(batch.rows)
+        token, _ = sample_tokens(logits, state.params, uniforms)
         batch.emit(token[:, None], (~batch.done).long())

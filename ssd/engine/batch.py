@@ -22,6 +22,8 @@ import torch
 from torch import Tensor
 
 from ssd.engine.sequence import Sequence
+from ssd.kernels.emit import emit as emit_kernel
+from ssd.kernels.emit import emit_reference
 
 MAX_STOP_IDS = 16
 
@@ -66,22 +68,13 @@ class DeviceBatch:
         return self.tokens.gather(1, pos), pos
 
     def emit(self, new: Tensor, count: Tensor) -> Tensor:
-        """Append up to `count[b]` of `new[b]` (R, W) to each row; returns the kept counts (R,)."""
-        width = new.shape[1]
-        i = torch.arange(width, device=self.device)[None]
-        offered = i < count[:, None]
-        stop = offered & (new[..., None] == self.stop_ids).any(-1)
-        stop_before = (stop.long().cumsum(1) - stop.long()) > 0
-        keep = offered & ~stop_before & (i < (self.limit - self.length)[:, None]) & ~self.done[:, None]
-        kept = keep.sum(1)
-        at = (self.length[:, None] + i).clamp_max(self.capacity - 1)
-        self.tokens.scatter_(1, at, torch.where(keep, new, self.tokens.gather(1, at)))
-        self.length += kept
-        self.done |= (stop & keep).any(1) | (self.length >= self.limit)
-        self.out[:, :width].copy_(new)
-        self.out[:, self.width] = kept
-        self.out[:, self.width + 1] = self.done.long()
-        return kept
+        """Append up to `count[b]` of `new[b]` (R, W) to each row; returns the kept counts (R,) (a view of out).
+
+        One Triton launch on CUDA (`ssd.kernels.emit`), the torch reference elsewhere.
+        """
+        run = emit_kernel if self.device.type == "cuda" else emit_reference
+        run(new, count, self.tokens, self.length, self.limit, self.done, self.stop_ids, self.out)
+        return self.out[:, new.shape[1]]
 
     @property
     def aux(self) -> Tensor:

@@ -60,8 +60,10 @@ def sample_from(probs: Tensor, uniforms: Tensor) -> Tensor:
     return index.clamp_max(probs.shape[-1] - 1)
 
 
-def sample_tokens(logits: Tensor, params: SamplingParams, uniforms: Tensor) -> tuple[Tensor, Tensor | None]:
+def sample_tokens(logits: Tensor, params: SamplingParams, uniforms: Tensor | None) -> tuple[Tensor, Tensor | None]:
     """(tokens (...), the distribution they were drawn from (..., V) float32, or None when greedy).
+
+    `uniforms` (...) in [0, 1) drive the inverse-CDF sample (unused, and may be None, when greedy).
 
     Greedy takes the argmax of the logits in their own dtype (bf16 logits need no float32 copy for it).
     """

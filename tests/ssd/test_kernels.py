@@ -317,3 +317,27 @@ def test_decode_attention_kernel_on_gpu(dtype):
         tol = 1e-5 if dtype == torch.float32 else 3e-2
         torch.testing.assert_close(out.double().cpu(), expected, atol=tol, rtol=tol)
         assert not locks.any()
+
+
+@interpreted
+def test_emit_kernel_matches_reference():
+    from ssd.kernels.emit import emit, emit_reference
+
+    g = torch.Generator().manual_seed(0)
+    rows, width, capacity = 9, 5, 12
+    new = torch.randint(0, 6, (rows, width), generator=g)
+    count = torch.randint(0, width + 1, (rows,), generator=g)
+    length = torch.randint(1, 8, (rows,), generator=g)
+    limit = length + torch.randint(0, 5, (rows,), generator=g)
+    done = torch.rand(rows, generator=g) < 0.2
+    stop_ids = torch.tensor([3, 5] + [-1] * 14)
+    tokens = torch.randint(0, 6, (rows, capacity), generator=g)
+    state = [tokens, length, limit, done, stop_ids, torch.full((rows, width + 3), 7)]
+    fast, ref = [[t.clone() for t in state] for _ in range(2)]
+    emit(new, count, fast[0], fast[1], fast[2], fast[3], fast[4], fast[5])
+    emit_reference(new, count, ref[0], ref[1], ref[2], ref[3], ref[4], ref[5])
+    for a, b in zip(fast, ref, strict=True):
+        assert torch.equal(a, b)
+    kept = ref[5][:, width]
+    assert (kept <= count).all() and (kept[done] == 0).all() and (ref[1] <= limit.clamp_min(length)).all()
+    assert ref[5][:, -1].eq(7).all()  # the aux column is left alone
