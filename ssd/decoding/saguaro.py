@@ -88,6 +88,8 @@ class Saguaro(SpeculativeDecoding):
         rows, n, k, vocab = state.batch.rows, self.num_branches, self.k, self.vocab_size
         buf = state.buffers
         buf["branch_slots"] = self.scratch_slots(rows, n, scratch=self.draft.scratch_slot)
+        buf["branch_before"] = torch.zeros((rows, n), dtype=torch.long, device=self.device)
+        buf["branch_start"] = torch.zeros((rows, n), dtype=torch.long, device=self.device)
         buf["logits"] = torch.zeros((rows, k + 1, vocab), dtype=self.draft.cache.k[0].dtype, device=self.device)
         buf["accepted"] = torch.zeros(rows, dtype=torch.long, device=self.device)
         buf["bonus"] = torch.zeros(rows, dtype=torch.long, device=self.device)
@@ -112,9 +114,8 @@ class Saguaro(SpeculativeDecoding):
 
     # one round ----------------------------------------------------------------------------------------------
     def round_pieces(self, state: RoundState) -> dict[str, Callable[[], None]]:
-        work: dict[str, Tensor] = {}
-        return {"prepare": lambda: work.update(self.branch_inputs(state)),
-                "build": lambda: self.build_cache(state, work),
+        return {"prepare": lambda: self.branch_inputs(state),
+                "build": lambda: self.build_cache(state),
                 "verify": lambda: self.verify_round(state),
                 "commit": lambda: self.commit(state)}
 
@@ -160,26 +161,26 @@ class Saguaro(SpeculativeDecoding):
         state.host["missed"] = bool(out[:, -1].any())
 
     # the pieces ---------------------------------------------------------------------------------------------
-    def branch_inputs(self, state: RoundState) -> dict[str, Tensor]:
-        """What the cache building reads, taken on the main stream before the verify changes the batch."""
-        batch, buf, n = state.batch, state.buffers, self.num_branches
+    def branch_inputs(self, state: RoundState) -> None:
+        """What the cache building reads, copied on the main stream before the verify changes the batch:
+        the token before each branch's guess (R, N) and the branch's first position (R, N)."""
+        batch, buf = state.batch, state.buffers
         last, _ = batch.last(1)
         before = torch.cat([last, buf["tokens"]], 1)  # token at draft index k (0 = last), (R, K+1)
-        start = (batch.length[:, None] - 1 + self.keys_k[None]).clamp_max(self.draft.max_len - 2)  # (R, N)
-        return {"before": before[:, self.keys_k], "start": start,
-                "prefix_slots": buf["draft_slots"].repeat_interleave(n)}
+        buf["branch_before"].copy_(before[:, self.keys_k])
+        buf["branch_start"].copy_((batch.length[:, None] - 1 + self.keys_k[None]).clamp_max(self.draft.max_len - 2))
 
-    def build_cache(self, state: RoundState, work: dict[str, Tensor]) -> None:
-        """Draft K tokens for every cached outcome (k, t) into the speculation cache."""
+    def build_cache(self, state: RoundState) -> None:
+        """Draft K tokens for every cached outcome (k, t) into the speculation cache (reads `branch_inputs`)."""
         buf, cache = state.buffers, state.host["cache"]
         rows, n, k = state.batch.rows, self.num_branches, self.k
         keys_tok = self.candidates(buf["tokens"], buf["logits"])  # (R, N)
-        first = torch.stack([work["before"], keys_tok], -1).flatten(0, 1)  # (R*N, 2)
-        start = work["start"].flatten()
+        first = torch.stack([buf["branch_before"], keys_tok], -1).flatten(0, 1)  # (R*N, 2)
+        start = buf["branch_start"].flatten()
         first_pos = torch.stack([start, start + 1], -1)
         e, qq, lg = self.draft_from(first, first_pos, buf["branch_slots"].flatten(), state.params, k + 1,
-                                    self.reweight_for(state.params), prefix_slots=work["prefix_slots"],
-                                    prefix_lens=start)
+                                    self.reweight_for(state.params),
+                                    prefix_slots=buf["draft_slots"].repeat_interleave(n), prefix_lens=start)
         cache.store(keys_tok, e.view(rows, n, k), None if qq is None else qq.view(rows, n, k, -1),
                     lg.view(rows, n, k + 1, -1))
 

@@ -17,9 +17,9 @@ import torch
 from torch import Tensor
 
 from ssd.decoding.base import RoundState, Strategy
-from ssd.decoding.verification import verify
+from ssd.decoding.verification import verify, verify_greedy
 from ssd.engine.model_runner import ModelRunner
-from ssd.engine.sampler import SamplingParams, processed_probs, sample_from
+from ssd.engine.sampler import SamplingParams, greedy_tokens, processed_probs, sample_from
 from ssd.engine.sequence import Sequence
 
 Reweight = Callable[[Tensor, Tensor, int], Tensor]
@@ -101,7 +101,7 @@ class SpeculativeDecoding(Strategy):
         drafted, dists, all_logits = [], [], [logits]
         for i in range(min(steps, self.k)):
             if params.greedy and reweight is None:
-                token = logits.argmax(-1)
+                token = greedy_tokens(logits)
             else:
                 probs = processed_probs(logits, params.temperature, params.top_p)
                 if reweight is not None:
@@ -121,12 +121,10 @@ class SpeculativeDecoding(Strategy):
         inputs = torch.cat([last, tokens], 1)
         positions = pos + torch.arange(self.k + 1, device=self.device)
         logits = self.target.forward(inputs, positions, state.buffers["target_slots"])
-        rows = state.batch.rows
         if state.params.greedy:  # argmax of the logits themselves: no float32 copy of (R, K+1, V)
-            return verify(logits, None, tokens, torch.zeros(rows, self.k + 1, device=self.device), greedy=True,
-                          backend="torch")
+            return verify_greedy(greedy_tokens(logits), tokens)
         p = self.target_probs(logits, state.params)
-        return verify(p, q, tokens, self.uniforms(rows, self.k + 1))
+        return verify(p, q, tokens, self.uniforms(state.batch.rows, self.k + 1))
 
     def emit(self, state: RoundState, tokens: Tensor, accepted: Tensor, bonus: Tensor) -> Tensor:
         """Append the accepted drafts and the bonus token of each active row; count acceptance on the device."""

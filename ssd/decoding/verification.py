@@ -62,25 +62,31 @@ def verify_reference(target_probs: Tensor, draft_probs: Tensor | None, draft_tok
     batch, k_plus_1, vocab = target_probs.shape
     k = k_plus_1 - 1
     dtype = torch.float64 if target_probs.dtype == torch.float64 else torch.float32
-    p = target_probs.to(dtype)
     x = draft_tokens.long()
+    if greedy:  # argmax in the input's own dtype (bf16 logits need no float32 copy)
+        return verify_greedy(target_probs.argmax(-1), x)
+    p = target_probs.to(dtype)
     rows = torch.arange(batch, device=p.device)
-    if greedy:
-        accept = x == p[:, :k].argmax(-1)
-    else:
-        q = draft_probs.to(dtype)
-        px = p[:, :k].gather(-1, x[..., None]).squeeze(-1)
-        qx = q.gather(-1, x[..., None]).squeeze(-1)
-        accept = uniforms[:, :k].to(dtype) * qx < px
+    q = draft_probs.to(dtype)
+    px = p[:, :k].gather(-1, x[..., None]).squeeze(-1)
+    qx = q.gather(-1, x[..., None]).squeeze(-1)
+    accept = uniforms[:, :k].to(dtype) * qx < px
     num_accepted = accept.long().cumprod(1).sum(1) if k > 0 else torch.zeros(batch, dtype=torch.long,
                                                                                device=p.device)
     p_j = p[rows, num_accepted]  # (B, V)
-    if greedy:
-        return num_accepted, p_j.argmax(-1)
     q_padded = torch.cat([draft_probs.to(dtype), torch.zeros_like(p[:, :1])], dim=1)  # q_K = 0: bonus from p_K
     residual = (p_j - q_padded[rows, num_accepted]).clamp_min(0.0)
     residual = torch.where((residual.sum(-1) <= 0.0)[:, None], p_j, residual)
     return num_accepted, sample_inverse_cdf(residual, uniforms[:, k].to(dtype))
+
+
+def verify_greedy(target_tokens: Tensor, draft_tokens: Tensor) -> tuple[Tensor, Tensor]:
+    """The greedy rule from the target's argmax tokens (B, K+1) and the drafts (B, K): accept while equal; the
+    bonus is the target's token at the first mismatch (or at K). Returns (num_accepted (B,), bonus (B,))."""
+    k = draft_tokens.shape[1]
+    match = (draft_tokens == target_tokens[:, :k]).long()
+    num_accepted = match.cumprod(1).sum(1) if k > 0 else torch.zeros_like(target_tokens[:, 0])
+    return num_accepted, target_tokens.gather(1, num_accepted[:, None])[:, 0]
 
 
 def sample_inverse_cdf(weights: Tensor, uniforms: Tensor) -> Tensor:

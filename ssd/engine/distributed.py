@@ -151,7 +151,7 @@ class DraftServer:
             state.counters.reset()
             state.batch.load(seqs, sorted(set().union(*(q.stop_token_ids for q in seqs))))
             s.prefill(seqs, state)
-            buf, work = state.buffers, {}
+            buf = state.buffers
             out = torch.empty(tuple(state.batch.out.shape), dtype=torch.long)
             while any(not q.finished for q in seqs):
                 if state.host["missed"]:
@@ -159,8 +159,8 @@ class DraftServer:
                 dist.send(buf["tokens"], dst=TARGET_RANK)
                 if not params.greedy:
                     dist.send(buf["q"], dst=TARGET_RANK)
-                work.update(s.branch_inputs(state))
-                s.build_cache(state, work)  # overlaps the target's verify (it runs in the other process)
+                s.branch_inputs(state)
+                s.build_cache(state)  # overlaps the target's verify (it runs in the other process)
                 outcome = torch.empty((2, state.batch.rows), dtype=torch.long, device=s.device)
                 dist.recv(outcome, src=TARGET_RANK)
                 buf["accepted"].copy_(outcome[0])

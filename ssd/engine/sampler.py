@@ -68,6 +68,15 @@ def sample_tokens(logits: Tensor, params: SamplingParams, uniforms: Tensor | Non
     Greedy takes the argmax of the logits in their own dtype (bf16 logits need no float32 copy for it).
     """
     if params.greedy:
-        return logits.argmax(-1), None
+        return greedy_tokens(logits), None
     probs = processed_probs(logits, params.temperature, params.top_p)
     return sample_from(probs, uniforms), probs
+
+
+def greedy_tokens(logits: Tensor) -> Tensor:
+    """argmax over the vocabulary (ties to the smallest id): the split Triton kernel on CUDA, torch elsewhere."""
+    if logits.is_cuda:
+        from ssd.kernels.argmax import argmax
+
+        return argmax(logits)
+    return logits.argmax(-1)

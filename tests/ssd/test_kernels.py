@@ -341,3 +341,16 @@ def test_emit_kernel_matches_reference():
     kept = ref[5][:, width]
     assert (kept <= count).all() and (kept[done] == 0).all() and (ref[1] <= limit.clamp_min(length)).all()
     assert ref[5][:, -1].eq(7).all()  # the aux column is left alone
+
+
+@interpreted
+def test_argmax_kernel_matches_torch_with_ties():
+    from ssd.kernels.argmax import BLOCK, argmax
+
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(3, 2 * BLOCK + 17, generator=g)
+    logits[1, 5] = logits[1, BLOCK + 3] = logits[1, -1] = 50.0  # a tie across blocks: the first index wins
+    logits[2] = 0.0  # all tied
+    assert torch.equal(argmax(logits), logits.argmax(-1))
+    assert argmax(logits).tolist()[1:] == [5, 0]
+    assert torch.equal(argmax(logits.view(3, 1, -1).to(torch.bfloat16)), logits.to(torch.bfloat16).argmax(-1)[:, None])
