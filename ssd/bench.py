@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from common.config import LoggerConfig, as_dict, check_choice, check_range, hydra_app, run_dir
+from common.config import ConfigError, LoggerConfig, as_dict, check_choice, check_range, hydra_app, run_dir
 from common.logging import RunLogger
 from common.seed import seed_everything
 from ssd.config import DecodingConfig, ModelConfig, RuntimeConfig, SamplingConfig, resolve_model_paths
@@ -140,9 +140,9 @@ class BenchConfig:
         for s in self.sections:
             check_choice("sections[]", s, SECTIONS)
         if len(set(self.sections)) != len(self.sections):
-            raise_config(f"sections={self.sections!r} lists a section twice")
+            raise ConfigError(f"sections={self.sections!r} lists a section twice")
         if self.results_name is not None and not self.results_name.isidentifier():
-            raise_config(f"results_name={self.results_name!r} must be a plain name such as 'bench'")
+            raise ConfigError(f"results_name={self.results_name!r} must be a plain name such as 'bench'")
         check_range("repeats", self.repeats, 1)
         check_range("sweep_repeats", self.sweep_repeats, 0)
         for t in self.temperatures + self.sweep_temperatures:
@@ -156,12 +156,6 @@ class BenchConfig:
         check_range("step_time_context", self.step_time_context, 0)
         check_range("step_time_repeats", self.step_time_repeats, 1)
         check_range("seed", self.seed, 0)
-
-
-def raise_config(message: str) -> None:
-    from common.config import ConfigError
-
-    raise ConfigError(message)
 
 
 class SectionSkipped(Exception):  # noqa: N818 - a reason to record, not an error
@@ -346,9 +340,9 @@ def pair(bench: Bench) -> dict[str, Any]:
     for name, (runner, tokens) in times.items():
         out[name] = 1e3 * forward_latency(runner, tokens, context, cfg.step_time_repeats, cfg.runtime.cuda_graphs)
     out["step_time_ratio"] = out["target_step_ms"] / out["draft_step_ms"]
-    out["training"] = _pair_training(bench, out) if cfg.pair_results else None
-    if out["training"] is None:
-        out["training_skipped"] = "pair_results is not set (no training run to read)"
+    out["training"], reason = _pair_training(bench, out)
+    if reason:
+        out["skipped"] = {"training": reason}
     return out
 
 
@@ -392,23 +386,25 @@ def _params(model) -> int:
     return sum(p.numel() for p in {p.data_ptr(): p for p in model.parameters()}.values())
 
 
-def _pair_training(bench: Bench, measured: dict[str, Any]) -> dict[str, Any]:
-    """The pair's training results (`pair_results`), checked to describe the models loaded here."""
+def _pair_training(bench: Bench, measured: dict[str, Any]) -> tuple[dict[str, Any] | None, str]:
+    """(the pair's training results from `pair_results`, "") when that file describes the models loaded here,
+    else (None, why not)."""
     from common.results import read_result, result_path
 
+    if not bench.cfg.pair_results:
+        return None, "pair_results is not set (no training run to read)"
     root = Path(bench.cfg.results_root) if bench.cfg.results_root else None
     path = result_path("ssd", bench.cfg.pair_results, root)
     if not path.is_file():
-        raise SectionSkipped(f"pair_results={bench.cfg.pair_results!r}: no results file {path} (train the pair "
-                             "first: make ssd-models SCALE=gpu)")
+        return None, f"no results file {path} (train the pair first: make ssd-models SCALE={bench.cfg.scale})"
     m = read_result(path)["metrics"]
     for name in ("target", "draft"):
         if m.get(f"{name}_params") != measured[f"{name}_params"]:
-            raise SectionSkipped(f"{path} describes a {name} of {m.get(f'{name}_params')} parameters, the loaded "
-                                 f"one has {measured[f'{name}_params']}: a stale file for other models")
+            return None, (f"{path.name} describes a {name} of {m.get(f'{name}_params')} parameters, the loaded one "
+                          f"has {measured[f'{name}_params']}: a file for other models")
     keys = ("target_val_loss", "draft_val_loss", "greedy_agreement", "val_tokens_evaluated", "target_steps",
             "target_train_s", "target_stopped_early", "draft_steps", "draft_train_s", "draft_stopped_early")
-    return {"source": path.name, **{key: m.get(key) for key in keys}}
+    return {"source": path.name, **{key: m.get(key) for key in keys}}, ""
 
 
 def speedup(bench: Bench) -> dict[str, Any]:
@@ -444,6 +440,10 @@ def speedup(bench: Bench) -> dict[str, Any]:
                     if "ar" in rows:
                         row[f"{key}_ratio_vs_ar"] = row[f"{key}_tokens_per_s"] / rows["ar"]["tokens_per_s"]
         rows["round_breakdown"] = breakdown
+        if "ssd" in rows and "draft_overlap_fraction" not in rows["ssd"]:
+            rows["skipped"] = {"draft_overlap_fraction": (
+                "the cache was not built on a second CUDA stream (CPU: after the verify), so nothing overlapped; "
+                "async_tokens_per_s and hidden_draft_tokens_per_s derive what an overlap would give")}
     return rows
 
 
@@ -479,7 +479,6 @@ def divergence_report(ar_llm, prompts: list, reference: list[list[int]], outputs
 
 def hf_assisted(bench: Bench) -> dict[str, Any]:
     """HF assisted generation with our pair (greedy, the same prompt ids and number of new tokens), batch 1."""
-    import torch
     from transformers import AutoModelForCausalLM
     from transformers.utils import logging as hf_logging
 
@@ -492,7 +491,7 @@ def hf_assisted(bench: Bench) -> dict[str, Any]:
     dtype = torch_dtype(bench.dtype)
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # generate() warns about its own default generation config
-    try:
+    try:  # the models are freed with this frame; `Bench.release` after the section empties the CUDA cache
         target = AutoModelForCausalLM.from_pretrained(str(bench.target), dtype=dtype).to(bench.device).eval()
         draft = AutoModelForCausalLM.from_pretrained(str(bench.draft), dtype=dtype).to(bench.device).eval()
         out = {"prompts": len(prompts), "max_new_tokens": cfg.sampling.max_new_tokens, "dtype": bench.dtype,
@@ -510,8 +509,6 @@ def hf_assisted(bench: Bench) -> dict[str, Any]:
             bench.save_partial("hf_assisted", out)
     finally:
         hf_logging.set_verbosity(verbosity)
-        if bench.cuda:
-            torch.cuda.empty_cache()
     return out
 
 
@@ -663,12 +660,13 @@ def cache_hit_vs_fanout(bench: Bench) -> dict[str, Any]:
             out["fanout_uniform"].append(fanouts["uniform"])
         measured: dict[tuple, dict[str, Any]] = {}
         for kind in kinds:
-            llm = bench.llm("ssd", dataclasses.replace(d, fanout=None if kind == "geometric" else fanouts[kind]))
+            decoding = dataclasses.replace(d, fanout=None if kind == "geometric" else fanouts[kind])
             prefix = "" if kind == "geometric" else "uniform_"
             for t in cfg.sweep_temperatures:
                 key = (tuple(fanouts[kind]), t)
                 if key not in measured:
-                    measured[key] = bench.run(llm, cfg.prompts, bench.params(t), repeats=bench.sweep_repeats())
+                    measured[key] = bench.run(bench.llm("ssd", decoding), cfg.prompts, bench.params(t),
+                                              repeats=bench.sweep_repeats())
                 row = measured[key]
                 for name in ("cache_hit_rate", "mean_accepted", "tokens_per_s"):
                     out.setdefault(f"{prefix}{name}_t{t:g}", []).append(row[name])
@@ -757,6 +755,8 @@ def headline(sections: dict[str, Any]) -> dict[str, Any]:
             if s["ssd"].get("draft_overlap_fraction") is not None:
                 out["draft_overlap_fraction"] = s["ssd"]["draft_overlap_fraction"]
     h = sections.get("hf_assisted")
+    if h and "plain_tokens_per_s" in h:
+        out["hf_generate_pair_tok_s"] = h["plain_tokens_per_s"]
     if h and "tokens_per_s" in h:
         out["hf_assisted_tok_s"] = h["tokens_per_s"]
         out["sd_speedup_vs_hf_assisted"] = _ratio(out.get("sd_tok_s"), h["tokens_per_s"])
@@ -796,16 +796,19 @@ class ResultsFile:
         self.skipped: dict[str, str] = {}
         self.errors: dict[str, str] = {}
         self.seconds: dict[str, float] = {}
+        self.model: dict[str, str] = {}
         self.path: Path | None = None
 
     def write(self, partial: str | None = None) -> Path:
         from common.results import write_result
 
         done = [s for s in self.cfg.sections if s in self.seconds]
+        skipped = dict(self.skipped)  # whole sections, then single measurements inside a section
+        for name, section in self.sections.items():
+            skipped.update({f"{name}.{key}": why for key, why in section.get("skipped", {}).items()})
         metrics = {**headline(self.sections), "complete": len(done) == len(self.cfg.sections) and partial is None,
                    "sections_done": done, "section_in_progress": partial, "section_s": dict(self.seconds),
-                   "skipped": dict(self.skipped), "errors": dict(self.errors), **self.sections,
-                   "model": {"target": str(self.cfg.model.path), "draft": str(self.cfg.model.draft_path)},
+                   "skipped": skipped, "errors": dict(self.errors), **self.sections, "model": self.model,
                    "setup": {"k": self.cfg.decoding.k, "budget": self.cfg.decoding.budget,
                              "prompts": len(self.cfg.prompts), "max_new_tokens": self.cfg.sampling.max_new_tokens,
                              "temperature": self.cfg.sampling.temperature, "dtype": self.cfg.runtime.dtype}}
@@ -825,18 +828,16 @@ def run_bench(cfg: BenchConfig, log_dir: Path) -> dict[str, Path]:
     """Run the configured sections; write the results (one file, or one per section); return their paths."""
     import torch
 
-    from common.device import describe_device
+    from common.device import choose_device, describe_device
 
     seed_everything(cfg.seed)
     if cfg.runtime.threads:
         torch.set_num_threads(cfg.runtime.threads)
-    bench_probe = Bench.__new__(Bench)  # the device string before the engines load
-    from common.device import choose_device
-
     device = describe_device(choose_device(cfg.runtime.device))
-    del bench_probe
     one_file = ResultsFile(cfg, device) if cfg.results_name else None
     bench = Bench(cfg, one_file.partial if one_file else None)
+    if one_file is not None:
+        one_file.model = {"target": str(bench.target), "draft": str(bench.draft)}
     written: dict[str, Path] = {}
     failed: list[str] = []
     with RunLogger(cfg.logger, log_dir, config=as_dict(cfg), name=f"bench_{cfg.scale}") as log:

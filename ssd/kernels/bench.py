@@ -22,11 +22,16 @@ QKV_SHAPES = [(1, 32, 8, 64), (8, 32, 8, 64), (64, 32, 8, 128)]  # (tokens, q he
 ATTENTION_SHAPES = [(1, 1, 32, 8, 64, 1024, 512), (1, 8, 32, 8, 64, 1024, 512), (24, 2, 32, 8, 64, 1024, 512),
                     (1, 1, 24, 8, 128, 1024, 512)]
 SWIGLU_SHAPES = [(1, 8192), (8, 8192), (64, 14336)]  # (rows, intermediate)
+# (N, K) of the Llama-3.2-1B / 3B projections: qkv, o, gate-up, down
+GEMM_SHAPES = [(3072, 2048), (2048, 2048), (16384, 2048), (2048, 8192), (5120, 3072), (3072, 3072), (16384, 3072),
+               (3072, 8192)]
+GEMM_CONFIGS = [(bn, bk, stages) for bn in (16, 32) for bk in (256, 512) for stages in (3, 4)]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="first shape of each kernel only")
+    parser.add_argument("--only", choices=["all", "gemm"], default="all", help="gemm: only the skinny GEMM sweep")
     parser.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float16", "float32"],
                         help="activation dtype for rmsnorm / rotary / attention / swiglu")
     args = parser.parse_args(argv)
@@ -41,13 +46,17 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     dtype = getattr(torch, args.dtype)
     pick = (lambda shapes: shapes[:1]) if args.quick else (lambda shapes: shapes)
-    rows = [*bench_verify(pick(VERIFY_SHAPES)), *bench_rmsnorm(pick(RMSNORM_SHAPES), dtype),
-            *bench_qkv_rotary(pick(QKV_SHAPES), dtype), *bench_attention(pick(ATTENTION_SHAPES), dtype),
-            *bench_swiglu(pick(SWIGLU_SHAPES), dtype)]
+    rows = bench_skinny_gemm(pick(GEMM_SHAPES), dtype)
+    if args.only == "all":
+        rows += [*bench_verify(pick(VERIFY_SHAPES)), *bench_rmsnorm(pick(RMSNORM_SHAPES), dtype),
+                 *bench_qkv_rotary(pick(QKV_SHAPES), dtype), *bench_attention(pick(ATTENTION_SHAPES), dtype),
+                 *bench_swiglu(pick(SWIGLU_SHAPES), dtype)]
     for row in rows:
         print(f"{row['kernel']:>18} {str(row['shape']):>24}  triton {row['triton_us']:8.1f} us   "
-              f"torch {row['torch_us']:8.1f} us   x{row['speedup']:.2f}")
-    path = write_result("ssd", "kernels", "gpu", {"rows": rows, "dtype": args.dtype},
+              f"torch {row['torch_us']:8.1f} us   x{row['speedup']:.2f}"
+              + (f"  ({row['best']}: {row['best_gb_s']:.0f} vs cuBLAS {row['cublas_gb_s']:.0f} GB/s)"
+                 if "best" in row else ""))
+    path = write_result("ssd", "kernels", "gpu", {"rows": rows, "dtype": args.dtype, "only": args.only},
                         paper={"note": "the paper reports end-to-end tok/s only; no per-kernel numbers"},
                         config={"quick": args.quick, "dtype": args.dtype}, device=describe_device("cuda"),
                         wall_s=time.perf_counter() - start)
@@ -77,6 +86,47 @@ def bench_verify(shapes: list[tuple[int, int, int]]) -> list[dict[str, Any]]:
             row["identical_fraction"] = ((out[0] == ref[0]) & (out[1] == ref[1])).float().mean().item()
             rows.append(row)
     return rows
+
+
+def bench_skinny_gemm(shapes: list[tuple[int, int]], dtype) -> list[dict[str, Any]]:
+    """Weight bandwidth (GB/s) of cuBLAS (F.linear) and of each skinny_gemm config, M = 1 and 8, cycling through
+    enough weight copies (> 256 MB) that L2 (60 MB) cannot hold them."""
+    import torch
+    import torch.nn.functional as F
+
+    from ssd.kernels.skinny_gemm import skinny_gemm
+
+    rows = []
+    for n, k in shapes:
+        copies = max(2, (256 << 20) // (n * k * 2) + 1)
+        weights = [torch.randn(n, k, device="cuda", dtype=dtype) for _ in range(copies)]
+        for m in (1, 8):
+            x = torch.randn(m, k, device="cuda", dtype=dtype)
+            _check_close(f"skinny_gemm {m, n, k}", skinny_gemm(x, weights[0]), F.linear(x, weights[0]))
+            row = {"kernel": "skinny_gemm", "shape": [m, n, k], "weight_mb": n * k * 2 / 2**20,
+                   "cublas_gb_s": _weight_gb_s(lambda w, x=x: F.linear(x, w), weights)}
+            configs = {f"{bn}x{bk}s{st}": _weight_gb_s(lambda w, x=x, c=(bn, bk, st): skinny_gemm(
+                x, w, block_n=c[0], block_k=c[1], num_stages=c[2]), weights) for bn, bk, st in GEMM_CONFIGS}
+            best = max(configs, key=configs.get)
+            row.update(configs=configs, best=best, best_gb_s=configs[best])
+            row.update(triton_us=n * k * 2 / configs[best] / 1e3, torch_us=n * k * 2 / row["cublas_gb_s"] / 1e3)
+            row["speedup"] = row["torch_us"] / row["triton_us"]
+            rows.append(row)
+    return rows
+
+
+def _weight_gb_s(fn: Callable[[Any], Any], weights: list) -> float:
+    """GB/s of weight bytes read by `fn(w)`, w cycling through `weights` (median of do_bench)."""
+    from triton.testing import do_bench
+
+    state = {"i": 0}
+
+    def call() -> None:
+        state["i"] = (state["i"] + 1) % len(weights)
+        fn(weights[state["i"]])
+
+    ms = do_bench(call, warmup=10, rep=40, return_mode="median")
+    return weights[0].numel() * weights[0].element_size() / (ms * 1e6)
 
 
 def bench_rmsnorm(shapes: list[tuple[int, int]], dtype) -> list[dict[str, Any]]:

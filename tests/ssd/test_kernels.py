@@ -354,3 +354,16 @@ def test_argmax_kernel_matches_torch_with_ties():
     assert torch.equal(argmax(logits), logits.argmax(-1))
     assert argmax(logits).tolist()[1:] == [5, 0]
     assert torch.equal(argmax(logits.view(3, 1, -1).to(torch.bfloat16)), logits.to(torch.bfloat16).argmax(-1)[:, None])
+
+
+@pytest.mark.parametrize("m,n,k", [(1, 40, 300), (5, 16, 64), (16, 33, 257)])
+@interpreted
+def test_skinny_gemm_matches_float64(m, n, k):
+    from ssd.kernels.skinny_gemm import skinny_gemm
+
+    g = torch.Generator().manual_seed(m * n)
+    x, w, r = torch.randn(m, k, generator=g), torch.randn(n, k, generator=g), torch.randn(m, n, generator=g)
+    expected = x.double() @ w.double().t()
+    torch.testing.assert_close(skinny_gemm(x, w, block_k=64).double(), expected, atol=1e-4, rtol=1e-5)
+    torch.testing.assert_close(skinny_gemm(x, w, r, block_k=128).double(), expected + r.double(), atol=1e-4,
+                               rtol=1e-5)
