@@ -392,7 +392,7 @@ def _load_data(cfg: TrainPairConfig, corpus: Path) -> dict[str, Any]:
     from common.data.text import eos_id, load_split, load_tokenizer
 
     tokenizer = load_tokenizer(corpus)
-    train = load_split(corpus, "train")
+    train = load_split(corpus, "train", max_tokens=cfg.max_train_tokens or None)  # opens only the shards it needs
     if cfg.max_train_tokens:
         train = train[:cfg.max_train_tokens]
     val = load_split(corpus, "val")
