@@ -98,10 +98,10 @@ def bytes_per_token(model: Llama, context: int) -> int:
 
 
 def ar_throughput(model: Llama, prompt_len: int = 32, new_tokens: int = 256, batch: int = 1, repeats: int = 3,
-                  triton_kernels: bool = True) -> dict[str, Any]:
+                  triton_kernels: bool = True, skinny_gemm: bool = False) -> dict[str, Any]:
     """Our engine's greedy AR tokens/s (best of `repeats` after a warm-up that captures the graphs)."""
     device = next(model.parameters()).device
-    model.use_triton_kernels(triton_kernels)
+    model.use_triton_kernels(triton_kernels, skinny_gemm)
     max_len = prompt_len + new_tokens + 8
     runner = ModelRunner(model, batch, max_len, device)
     strategy = Autoregressive(runner, seed=0)
@@ -180,10 +180,12 @@ def bound_report(shapes: list[str], device: torch.device, dtype: torch.dtype = t
         bound = bandwidth / per_token
         ours = ar_throughput(model, prompt_len, new_tokens)
         torch_path = ar_throughput(model, prompt_len, new_tokens, repeats=1, triton_kernels=False)
+        skinny = ar_throughput(model, prompt_len, new_tokens, skinny_gemm=True)
         out["shapes"][name] = {"params": sum(p.numel() for p in model.parameters()), "bytes_per_token": per_token,
                                "bound_tok_s": bound, "ar_tok_s": ours["tokens_per_s"],
                                "ar_fraction_of_bound": ours["tokens_per_s"] / bound,
                                "ar_torch_path_tok_s": torch_path["tokens_per_s"],
+                               "ar_skinny_gemm_tok_s": skinny["tokens_per_s"],
                                "breakdown": kernel_breakdown(model, prompt_len)}
         out[f"ar_fraction_of_bound_{name}"] = ours["tokens_per_s"] / bound
         update(out)

@@ -23,6 +23,8 @@ from torch import Tensor, nn
 from ssd.kernels.decode_attention import decode_attention, decode_attention_reference, max_query_rows
 from ssd.kernels.qkv_rotary import qkv_rotary_cache, qkv_rotary_cache_reference
 from ssd.kernels.rmsnorm import rmsnorm
+from ssd.kernels.skinny_gemm import MAX_ROWS as SKINNY_MAX_ROWS
+from ssd.kernels.skinny_gemm import skinny_gemm
 from ssd.kernels.swiglu import silu_mul
 
 
@@ -113,6 +115,7 @@ class Attention(nn.Module):
         self.q_norm = RMSNorm(head_dim, eps) if qk_norm else None
         self.k_norm = RMSNorm(head_dim, eps) if qk_norm else None
         self.fused = False  # Triton: QK-norm + rotary + cache write in one launch, decode attention kernel
+        self.skinny = False  # Triton skinny GEMM for the projections of small decode steps
 
     def fuse(self) -> None:
         """Replace q/k/v projections by one `qkv_proj` (rows: queries, keys, values)."""
@@ -125,7 +128,7 @@ class Attention(nn.Module):
         if self.qkv_proj is None:
             raise RuntimeError("Attention.fuse() must run before forward (load_model does it)")
         b, t, _ = x.shape
-        qkv = self.qkv_proj(x).view(b * t, -1)
+        qkv = project(x.view(b * t, -1), self.qkv_proj, self.skinny)
         rows = batch.slots[:, None].expand(b, t).reshape(-1)
         positions = batch.positions.reshape(-1)
         norms = (None, None) if self.q_norm is None else (self.q_norm.weight, self.k_norm.weight)
@@ -143,7 +146,7 @@ class Attention(nn.Module):
         else:
             out = decode_attention_reference(q, cache_k, cache_v, batch.slots, batch.positions,
                                              batch.prefix_slots, batch.prefix_lens)
-        return self.o_proj(out.reshape(b, t, self.heads * self.head_dim))
+        return project(out.reshape(b * t, self.heads * self.head_dim), self.o_proj, self.skinny).view(b, t, -1)
 
 
 class SwiGLU(nn.Module):
@@ -156,6 +159,7 @@ class SwiGLU(nn.Module):
         self.gate_up_proj: nn.Linear | None = None
         self.down_proj = nn.Linear(intermediate, hidden, bias=bias)
         self.fused = False  # Triton silu * up
+        self.skinny = False  # Triton skinny GEMM for the projections of small decode steps
 
     def fuse(self) -> None:
         """Replace gate/up projections by one `gate_up_proj` (rows: gate, then up)."""
@@ -166,13 +170,21 @@ class SwiGLU(nn.Module):
         if self.gate_up_proj is None:
             raise RuntimeError("SwiGLU.fuse() must run before forward (load_model does it)")
         shape = x.shape
-        gate_up = self.gate_up_proj(x).view(-1, self.down_proj.in_features * 2)
+        gate_up = project(x.reshape(-1, x.shape[-1]), self.gate_up_proj, self.skinny)
         if self.fused:
             hidden = silu_mul(gate_up)
         else:
             gate, up = gate_up.chunk(2, dim=-1)
             hidden = F.silu(gate) * up
-        return self.down_proj(hidden).view(shape)
+        return project(hidden, self.down_proj, self.skinny).view(shape)
+
+
+def project(x: Tensor, linear: nn.Linear, skinny: bool) -> Tensor:
+    """linear(x) for x (M, K); with `skinny` and M <= 16 rows on CUDA, the Triton skinny GEMM (`ssd.kernels`)."""
+    if skinny and x.is_cuda and x.shape[0] <= SKINNY_MAX_ROWS:
+        out = skinny_gemm(x, linear.weight)
+        return out if linear.bias is None else out + linear.bias
+    return linear(x)
 
 
 def fuse_linear(parts: list[nn.Linear]) -> nn.Linear:

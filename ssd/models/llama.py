@@ -96,13 +96,16 @@ class Llama(nn.Module):
             layer.self_attn.fuse()
             layer.mlp.fuse()
 
-    def use_triton_kernels(self, on: bool = True) -> None:
+    def use_triton_kernels(self, on: bool = True, skinny_gemm: bool = False) -> None:
         """Run RMSNorm (+ fused residual add), QK-norm + rotary + cache write, decode attention and silu * up with
-        the Triton kernels of `ssd/kernels/` (CUDA tensors, or CPU under TRITON_INTERPRET=1)."""
+        the Triton kernels of `ssd/kernels/` (CUDA tensors, or CPU under TRITON_INTERPRET=1); `skinny_gemm` also
+        runs the layers' projections of steps with <= 16 rows through `ssd.kernels.skinny_gemm` (CUDA)."""
         self.fused = on
         for module in self.modules():
             if hasattr(module, "fused") and module is not self:
                 module.fused = on
+            if hasattr(module, "skinny"):
+                module.skinny = on and skinny_gemm
 
     def setup_rope(self, max_len: int, device: torch.device | str) -> None:
         """Precompute the (max_len, Dh/2) rotary tables on `device` (call after loading weights)."""
