@@ -6,10 +6,11 @@ Sections (`sections`, run in the order given; each one optional):
   greedy agreement of the pair's training run (`ssd.training.train_pair`, checked to be the same models).
 - `speedup`: AR / SD / SSD at batch 1 on the configured prompts (best of `repeats` after a warm-up): tokens/s,
   ratios, acceptance, cache hit rate; for greedy runs the fraction of outputs identical to AR and the target's
-  top-2 logit margin at each divergence (`divergence_report`); then one timed run per strategy (`timing=True`)
-  for the round time split (`round_breakdown`: draft / cache build / verify / overhead) and, on a GPU, the
-  fraction of the verify time the draft stream spent building the cache (`draft_overlap_fraction`). On a CPU the
-  cache building runs after the verify, so the timed run gives instead two numbers derived from measured times:
+  top-2 logit margin at each divergence (`divergence_report`); the round time split (`round_breakdown`: draft /
+  cache build / verify / overhead) from timed runs (`timing=True`): on a GPU one extra run per strategy (timing
+  replays a round piece by piece), with the fraction of the verify time the draft stream spent building the
+  cache (`draft_overlap_fraction`); on a CPU the headline runs themselves (a timer is a clock read), where the
+  cache building runs after the verify and two numbers are derived from the measured times instead:
   `async_tokens_per_s` (cache building overlapped with the verify on the same hardware) and
   `hidden_draft_tokens_per_s` (cache building on hardware of its own).
 - `hf_assisted`: Hugging Face assisted generation with our pair (`generate(..., assistant_model=draft)`, greedy,

@@ -107,7 +107,7 @@ class RuntimeConfig:
     max_len: int = 1024
     max_batch_size: int = 8
     cuda_graphs: bool = True
-    triton_kernels: bool = False  # Triton RMSNorm+residual and rotary in the models (CUDA)
+    triton_kernels: bool | None = None  # the Triton decode path (ssd/kernels/); null: on with CUDA
     threads: int = 0  # torch CPU threads (0: torch's default)
     layout: str = "single"  # single: draft and target in one process; distributed: draft on rank 1 (torchrun)
 

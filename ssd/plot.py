@@ -152,14 +152,17 @@ def bench_batch(record: dict, source: Path, out: Path) -> Path:
 
 
 def bench_bound(record: dict, source: Path, out: Path) -> Path:
-    """Fraction of the memory-bandwidth bound at batch 1: ours, our torch path, HF generate (dynamic, static +
-    compile) per random Llama shape, and our trained pair's AR."""
+    """Fraction of the memory-bandwidth bound at batch 1: ours (and with the skinny-GEMM projections, where
+    measured), our torch path, HF generate (dynamic, static + compile) per random Llama shape, and our pair's AR."""
     m = record["metrics"]
     shapes, peers = m["bound"]["shapes"], m.get("hf_peers", {})
     groups: dict[str, dict[str, float]] = {}
     for name, row in shapes.items():
         label = name.upper() + (" (timing only)" if name in m["bound"].get("timing_only", []) else "")
-        bars = {"ours": row["ar_fraction_of_bound"], "ours, torch path": row["ar_torch_path_tok_s"] / row["bound_tok_s"]}
+        bars = {"ours": row["ar_fraction_of_bound"]}
+        if "ar_skinny_gemm_tok_s" in row:
+            bars["ours, skinny-GEMM projections"] = row["ar_skinny_gemm_tok_s"] / row["bound_tok_s"]
+        bars["ours, torch path"] = row["ar_torch_path_tok_s"] / row["bound_tok_s"]
         if peers.get("shape") == name:
             for key, bar in (("hf_generate_tok_s", "HF generate"), ("hf_static_compiled_tok_s", "HF static + compile")):
                 if key in peers:

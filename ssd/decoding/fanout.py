@@ -4,7 +4,8 @@ A round ends with k accepted draft tokens with probability P(k) = a^k (1 - a) fo
 (a: per-token acceptance rate). If the miss rate of caching F guesses for one outcome falls as a power law
 F^-r (the paper's observation), minimising the expected miss rate sum_k P(k) F_k^-r under sum_k F_k = B gives
 F_k proportional to P(k)^(1/(1+r)): geometric in k with ratio a^(1/(1+r)), plus a larger share for k = K.
-`geometric_fanout` rounds that allocation to integers >= 1 (largest remainder) within the budget.
+`geometric_fanout` rounds that allocation to integers >= 1 (largest remainder) within the budget;
+`uniform_fanout` splits the same budget evenly (the baseline the budget sweep compares against).
 """
 
 from __future__ import annotations
@@ -37,3 +38,12 @@ def geometric_fanout(k: int, budget: int, acceptance_rate: float, power: float =
         fanout[i] += 1
     fanout = [min(f, cap) for f in fanout]
     return fanout
+
+
+def uniform_fanout(k: int, budget: int, vocab: int) -> list[int]:
+    """The budget B split evenly over the K+1 outcomes: F_k = B // (K+1), the remainder one each to the smallest
+    k, each capped at vocab - 1 (the geometric fan-out's counterpart in the budget sweep)."""
+    if k < 1 or budget < k + 1:
+        raise ValueError(f"need K >= 1 and budget >= K+1; got K={k}, budget={budget}")
+    base, extra = divmod(budget, k + 1)
+    return [min(base + (i < extra), vocab - 1) for i in range(k + 1)]

@@ -155,7 +155,8 @@ class Saguaro(SpeculativeDecoding):
                 state.pieces[name]()
         if self.draft_stream is None:  # one CPU: what a concurrent draft would give, from the measured pieces
             spent = {name: tel.timers[name] - before.get(name, 0.0) for name in tel.timers}
-            tel.async_round_s += spent["backup_draft"] + max(spent["cache_build"], spent["verify"])
+            tel.async_round_s += (spent["backup_draft"] + spent["draft"]  # prepare + commit stay serial
+                                  + max(spent["cache_build"], spent["verify"]))
 
     def on_output(self, state: RoundState, out: Tensor) -> None:
         state.host["missed"] = bool(out[:, -1].any())

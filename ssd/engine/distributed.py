@@ -54,11 +54,13 @@ def init_process_group(device: str, init_method: str | None = None, rank: int | 
 
 def generate_distributed(target_path: str | Path, draft_path: str | Path, prompts: list[list[int]],
                          params: SamplingParams, k: int = 4, device: str = "cpu", dtype: torch.dtype = torch.float32,
-                         max_len: int = 1024, seed: int = 0, on_tokens=None, triton_kernels: bool = False,
+                         max_len: int = 1024, seed: int = 0, on_tokens=None, triton_kernels: bool | None = None,
                          cuda_graphs: bool = True,
                          **ssd_options) -> tuple[list[Sequence], dict] | None:
     """Run on both ranks; rank 0 returns (finished sequences, telemetry summary), rank 1 returns None."""
     rank = dist.get_rank()
+    if triton_kernels is None:
+        triton_kernels = device.startswith("cuda")
     if device.startswith("cuda"):
         device = f"cuda:{rank}"
         torch.cuda.set_device(device)

@@ -13,7 +13,7 @@ run pays no synchronisation inside the loop either. `summary()` turns the counte
   the verify, so draft + verify can exceed the loop time; `draft_overlap_fraction`: the fraction of the verify
   time during which the draft stream was building the cache (CUDA events on both streams);
 - on the CPU, where the cache building runs after the verify: `async_time_s`, the round time a concurrent draft
-  would give (sum over rounds of backup_draft + max(cache_build, verify) + overhead), and
+  would give (sum over rounds of backup_draft + draft + max(cache_build, verify) + overhead), and
   `hidden_draft_tokens_per_s`: tokens / (loop time - cache_build time), the bound if the cache building ran on
   hardware of its own at no cost to the target (the draft-on-its-own-GPU layout with a free draft).
 """

@@ -86,6 +86,7 @@ class TrainPairConfig:
     eval_every: int = 50  # steps between (cheaper) validation-loss logs; 0: only at the end
     eval_batch_size: int = 16
     checkpoint_every: int = 100
+    save_final_checkpoint: bool = True  # false on a machine that starts bare (the export is all that is used)
     keep_last: int = 1
     resume: bool = True
     force_resume: bool = False  # resume even when a checkpoint folder's run_config.json differs from this config
@@ -295,9 +296,10 @@ def _train_model(name: str, spec: ModelSpec, cfg: TrainPairConfig, data: dict[st
              "final_train_loss": loss_value}
     if initial_val is not None:
         stats["val_loss_init"] = initial_val
-    save_checkpoint(ckpt_dir, steps_done, {"model": model.state_dict(),
-                                           "optim": optimizer.state_dict(), "train_s": train_s},
-                    keep_last=cfg.keep_last)
+    if cfg.save_final_checkpoint:
+        save_checkpoint(ckpt_dir, steps_done, {"model": model.state_dict(),
+                                               "optim": optimizer.state_dict(), "train_s": train_s},
+                        keep_last=cfg.keep_last)
     return model, stats
 
 
