@@ -216,7 +216,9 @@ def _hf_generate(bench: Bench, target, assistant, prompts: list[list[int]]) -> t
     import torch
 
     n = bench.cfg.sampling.max_new_tokens
-    kwargs: dict[str, Any] = {"do_sample": False, "max_new_tokens": n,
+    # use_cache explicitly: our exports' generation_config.json may carry the training config's use_cache=False,
+    # which assisted generation refuses (transformers 5: "assisted generate requires `use_cache=True`")
+    kwargs: dict[str, Any] = {"do_sample": False, "max_new_tokens": n, "use_cache": True,
                               "pad_token_id": target.generation_config.eos_token_id}
     if bench.cfg.sampling.ignore_eos:
         kwargs["min_new_tokens"] = n

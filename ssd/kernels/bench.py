@@ -1,6 +1,7 @@
 """Time every Triton kernel against its torch reference on a GPU: `python -m ssd.kernels.bench [--quick]`.
 
-Writes experiments/ssd/results/kernels_gpu.json (microseconds per call from `triton.testing.do_bench`, median,
+Writes experiments/ssd/results/kernels_gpu.json (`--only gemm`: kernels_gemm_gpu.json) (microseconds per call from
+`triton.testing.do_bench`, median,
 and the speed-up reference / Triton). Outputs are checked against the references before timing. Without CUDA it
 says so and exits 0 without writing anything.
 """
@@ -59,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     path = write_result("ssd", "kernels", "gpu", {"rows": rows, "dtype": args.dtype, "only": args.only},
                         paper={"note": "the paper reports end-to-end tok/s only; no per-kernel numbers"},
                         config={"quick": args.quick, "dtype": args.dtype}, device=describe_device("cuda"),
-                        wall_s=time.perf_counter() - start)
+                        wall_s=time.perf_counter() - start,
+                        name="kernels_gemm_gpu" if args.only == "gemm" else None)
     print(f"wrote {path}")
     return 0
 

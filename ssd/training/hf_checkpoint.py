@@ -41,6 +41,7 @@ def export_hf(model, tokenizer, out_dir: str | Path, dtype: str, record: dict[st
     shutil.rmtree(tmp, ignore_errors=True)
     export = copy.deepcopy(model).to("cpu", getattr(torch, dtype))
     export.config.use_cache = True
+    export.generation_config.use_cache = True
     export.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
     (tmp / "training.json").write_text(json.dumps(record, indent=2, default=str) + "\n")
