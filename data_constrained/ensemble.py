@@ -34,15 +34,38 @@ def ensemble_loss(member_logprobs: torch.Tensor) -> float:
 
 
 class EnsembleTeacher:
-    """Callable (B, T) ids -> (B, T, V) log of the members' mean next-token distribution (no gradients)."""
+    """The members' mean next-token distribution, without gradients.
 
-    def __init__(self, models: list[torch.nn.Module]) -> None:
+    `logprobs_fn(x)` runs every member's decoder body on the batch (B, T) once and returns a callable
+    rows -> (rows, V) float32 log of the mean member probability for those rows of the flattened batch, so the
+    distillation loss (linear_cross_entropy) builds the teacher's distribution chunk by chunk too. Calling the
+    teacher on ids gives the whole (B, T, V) log-probabilities (tests, small models). `compile_body`: run the
+    members' decoder bodies through torch.compile (CUDA)."""
+
+    def __init__(self, models: list[torch.nn.Module], compile_body: bool = False) -> None:
         self.models = [m.eval() for m in models]
+        self.hidden = [torch.compile(m.hidden_states) if compile_body else m.hidden_states for m in self.models]
 
     @torch.no_grad()
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         logps = torch.stack([torch.log_softmax(m(x).float(), dim=-1) for m in self.models])
         return torch.logsumexp(logps, dim=0) - math.log(len(self.models))
+
+    @torch.no_grad()
+    def logprobs_fn(self, x: torch.Tensor):
+        states = [(hidden(x).flatten(0, 1), m.lm_head.weight) for hidden, m in zip(self.hidden, self.models,
+                                                                                   strict=True)]
+        log_k = math.log(len(self.models))
+
+        def rows_logprobs(rows: slice) -> torch.Tensor:
+            logps = [torch.log_softmax((h[rows] @ w.to(h.dtype).t()).float(), dim=-1) for h, w in states]
+            return torch.logsumexp(torch.stack(logps), dim=0) - log_k
+
+        return rows_logprobs
+
+    def forward_flops_per_token(self, seq_len: int) -> float:
+        """FLOPs of one forward pass of every member per token (a third of the training FLOPs)."""
+        return sum(m.flops_per_token(seq_len) for m in self.models) / 3.0
 
 
 def member_config(cfg: TrainConfig, index: int) -> TrainConfig:

@@ -48,6 +48,17 @@ class ModelConfig:
         if self.kv_heads < 1 or self.n_heads % self.kv_heads:
             raise ConfigError(f"model.n_kv_heads={self.n_kv_heads} must divide model.n_heads={self.n_heads}")
 
+    def num_params(self, non_embedding: bool = True) -> int:
+        """Parameter count of the `Transformer` of this config without building it (= `Transformer.num_params`)."""
+        d, kv = self.d_model, self.kv_heads * self.head_dim
+        layer = 2 * d * d + 2 * d * kv + 3 * d * self.hidden_dim + 2 * d
+        total = self.n_layers * layer + d + self.vocab_size * d * (1 if self.tie_embeddings else 2)
+        return total - self.vocab_size * d if non_embedding else total
+
+    def flops_per_token(self, seq_len: int) -> float:
+        """= `Transformer.flops_per_token`."""
+        return 6 * self.num_params(non_embedding=True) + 12 * self.n_layers * seq_len * self.d_model
+
     @property
     def head_dim(self) -> int:
         return self.d_model // self.n_heads
@@ -168,6 +179,11 @@ class Transformer(nn.Module):
             nn.init.normal_(module.weight, mean=0.0, std=self.cfg.init_std)
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        return self.lm_head(self.hidden_states(idx)).float()
+
+    def hidden_states(self, idx: torch.Tensor) -> torch.Tensor:
+        """The final-norm states (B, T, D) that `lm_head` maps to logits; training and scoring take the loss from
+        these chunk by chunk (`linear_cross_entropy`), so the (B, T, V) float32 logits never exist whole."""
         T = idx.shape[1]
         if self.cfg.max_seq_len < T:
             raise ValueError(f"sequence length {T} exceeds model.max_seq_len={self.cfg.max_seq_len}")
@@ -175,7 +191,7 @@ class Transformer(nn.Module):
         cos, sin = self.rope_cos[:T], self.rope_sin[:T]
         for block in self.layers:
             x = block(x, cos, sin)
-        return self.lm_head(self.norm(x)).float()
+        return self.norm(x)
 
     def num_params(self, non_embedding: bool = True) -> int:
         """Parameter count; `non_embedding` leaves out the input embedding (the usual N of scaling laws)."""
@@ -185,8 +201,9 @@ class Transformer(nn.Module):
         return n
 
     def flops_per_token(self, seq_len: int) -> float:
-        """Training FLOPs per token (forward + backward): 6 N + 12 L T D for attention (PaLM appendix B)."""
-        return 6 * self.num_params(non_embedding=True) + 12 * self.cfg.n_layers * seq_len * self.cfg.d_model
+        """Training FLOPs per token (forward + backward): 6 N + 12 L T D for attention (PaLM appendix B; the causal
+        mask's skipped half is counted, as PaLM does). A forward pass alone is a third of this."""
+        return self.cfg.flops_per_token(seq_len)
 
 
 def lm_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

@@ -8,6 +8,10 @@
   E is the asymptote of ensembles of infinitely many, infinitely large members.
 - `data_efficiency(loss_target, data_law, budget)`: how many times more data than `budget` the default recipe's
   data-scaling law L(D) = B / D^beta + E_D needs to reach `loss_target` (the paper's "5.17x").
+
+Every fit says which of its parameters ended on a bound of the search (`bounds_hit`: "alpha_min", "alpha_max",
+"E_max" - the asymptote pressed against the lowest loss, a flat curve -, "E_min"): such a fit is not identified by
+the data, and whatever depends on that parameter (an asymptote, a multiplier) is flagged with it.
 """
 
 from __future__ import annotations
@@ -20,6 +24,9 @@ import numpy as np
 from scipy.optimize import least_squares
 
 ALPHA_MIN = 0.05  # smallest exponent a fit may take (the paper's exponents are O(0.1-1))
+ALPHA_MAX = 10.0
+LOG_E_MIN = -30.0
+_AT_BOUND = 1e-4  # relative closeness to a bound that counts as "on it"
 
 
 @dataclass(frozen=True)
@@ -30,6 +37,7 @@ class PowerLaw:
     alpha: float
     E: float
     rmse_log: float = float("nan")  # root-mean-square residual of log L at the fit
+    bounds_hit: tuple[str, ...] = ()  # parameters the fit left on a bound of its search (see the module docstring)
 
     def __call__(self, x):
         return self.A / np.asarray(x, dtype=np.float64) ** self.alpha + self.E
@@ -68,8 +76,8 @@ def fit_power_law(x, loss, x_scale: float | None = None, init: PowerLaw | None =
     def residual(p):  # p = (log A', alpha, log E)
         return np.logaddexp(p[0] - p[1] * np.log(u), p[2]) - log_loss
 
-    upper = np.array([50.0, 10.0, np.log(loss.min())])  # E < min loss, since A / x^alpha > 0
-    lower = np.array([-50.0, alpha_min, -30.0])
+    upper = np.array([50.0, ALPHA_MAX, np.log(loss.min())])  # E < min loss, since A / x^alpha > 0
+    lower = np.array([-50.0, alpha_min, LOG_E_MIN])
     starts = [_profile_start(u, loss, alpha_min)]
     if init is not None:
         starts.append([np.log(max(init.A / scale**init.alpha, 1e-12)), init.alpha, np.log(max(init.E, 1e-12))])
@@ -82,7 +90,21 @@ def fit_power_law(x, loss, x_scale: float | None = None, init: PowerLaw | None =
     log_a, alpha, log_e = best.x
     rmse = float(np.sqrt(np.mean(best.fun**2)))
     return PowerLaw(A=float(np.exp(log_a) * scale**alpha), alpha=float(alpha), E=float(np.exp(log_e)),
-                    rmse_log=rmse)
+                    rmse_log=rmse, bounds_hit=_bounds_hit(alpha, alpha_min, log_e, upper[2]))
+
+
+def _bounds_hit(alpha: float, alpha_min: float, log_e: float, log_e_max: float, name: str = "alpha"
+                ) -> tuple[str, ...]:
+    hits = []
+    if alpha <= alpha_min * (1 + _AT_BOUND) + 1e-9:
+        hits.append(f"{name}_min")
+    if alpha >= ALPHA_MAX * (1 - _AT_BOUND):
+        hits.append(f"{name}_max")
+    if log_e >= log_e_max - 1e-3:
+        hits.append("E_max")
+    if log_e <= LOG_E_MIN + 1e-3:
+        hits.append("E_min")
+    return tuple(hits)
 
 
 def _profile_start(u: np.ndarray, loss: np.ndarray, alpha_min: float) -> list[float]:
@@ -139,6 +161,7 @@ class JointLaw:
     beta: float
     E: float
     rmse_log: float = float("nan")
+    bounds_hit: tuple[str, ...] = ()
 
     def __call__(self, n, k):
         n = np.asarray(n, dtype=np.float64)
@@ -149,9 +172,10 @@ class JointLaw:
         return asdict(self)
 
 
-def fit_joint(n, k, loss) -> JointLaw:
+def fit_joint(n, k, loss, init: JointLaw | None = None) -> JointLaw:
     """Fit L(N, K) = A / N^alpha + B / K^beta + E (log-space least squares, exponents >= ALPHA_MIN); needs >= 5
-    points with >= 2 distinct N and K."""
+    points with >= 2 distinct N and K. `init`: start from this law only (the bootstrap's refits), instead of the
+    grid of starts."""
     n, k, loss = (np.asarray(v, dtype=np.float64) for v in (n, k, loss))
     if len(loss) < 5 or len(np.unique(k)) < 2 or len(np.unique(n)) < 2:
         raise ValueError("the joint law needs >= 5 points with >= 2 distinct N and >= 2 distinct K")
@@ -162,20 +186,29 @@ def fit_joint(n, k, loss) -> JointLaw:
         terms = np.stack([p[0] - p[1] * log_u, p[2] - p[3] * log_k, np.full_like(log_u, p[4])])
         return np.logaddexp.reduce(terms, axis=0) - log_loss
 
+    lower = [-50, ALPHA_MIN, -50, ALPHA_MIN, LOG_E_MIN]
+    upper = [50, ALPHA_MAX, 50, ALPHA_MAX, np.log(loss.min())]
+    if init is not None:
+        starts = [[np.log(max(init.A / scale**init.alpha, 1e-12)), init.alpha, np.log(max(init.B, 1e-12)), init.beta,
+                   np.log(max(init.E, 1e-12))]]
+    else:
+        starts = []
+        for alpha0, beta0, e_frac in itertools.product((0.2, 0.6, 1.5), (0.5, 1.0, 2.0), (0.5, 0.9)):
+            e0 = loss.min() * e_frac
+            starts.append([np.log(max(np.median(loss) - e0, 1e-3)), alpha0,
+                           np.log(max(0.1 * (loss.max() - e0), 1e-3)), beta0, np.log(e0)])
     best = None
-    for alpha0, beta0, e_frac in itertools.product((0.2, 0.6, 1.5), (0.5, 1.0, 2.0), (0.5, 0.9)):
-        e0 = loss.min() * e_frac
-        p0 = [np.log(max(np.median(loss) - e0, 1e-3)), alpha0, np.log(max(0.1 * (loss.max() - e0), 1e-3)),
-              beta0, np.log(e0)]
-        p0[4] = min(p0[4], np.log(loss.min()) - 1e-3)
-        fit = least_squares(residual, x0=p0, bounds=([-50, ALPHA_MIN, -50, ALPHA_MIN, -30],
-                                                    [50, 10, 50, 10, np.log(loss.min())]),
-                            max_nfev=300)
+    for p0 in starts:
+        p0 = np.clip(p0, np.array(lower) + 1e-6, np.array(upper) - 1e-6)
+        fit = least_squares(residual, x0=p0, bounds=(lower, upper), max_nfev=300)
         if best is None or fit.cost < best.cost:
             best = fit
     log_a, alpha, log_b, beta, log_e = best.x
+    hits = _bounds_hit(alpha, ALPHA_MIN, log_e, upper[4]) + tuple(
+        h for h in _bounds_hit(beta, ALPHA_MIN, 0.0, 1.0, "beta") if h.startswith("beta"))
     return JointLaw(A=float(np.exp(log_a) * scale**alpha), alpha=float(alpha), B=float(np.exp(log_b)),
-                    beta=float(beta), E=float(np.exp(log_e)), rmse_log=float(np.sqrt(np.mean(best.fun**2))))
+                    beta=float(beta), E=float(np.exp(log_e)), rmse_log=float(np.sqrt(np.mean(best.fun**2))),
+                    bounds_hit=hits)
 
 
 def data_efficiency(loss_target: float, data_law: PowerLaw, budget: float) -> float:

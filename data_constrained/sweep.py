@@ -1,8 +1,11 @@
-"""The headline experiment in one process: recipes x sizes, the default recipe's data law, ensembles,
-distillation and the continued pre-training analog; writes `experiments/data_constrained/results/sweep_<scale>.json`
-for `data_constrained.fit`.
+"""The headline experiment: in one process (`harness=inline`, the cpu scale), or as a resumable campaign of
+chunks (`harness=chunked`, the gpu scale: data_constrained.campaign).
 
     python -m data_constrained.sweep experiment=asymptote_cpu           # what `make reproduce-data_constrained` runs
+    python -m data_constrained.sweep experiment=campaign_gpu time_budget_s=540    # one chunk of the GPU campaign
+
+Inline: recipes x sizes, the default recipe's data law, ensembles, distillation and the continued pre-training
+analog; writes `experiments/data_constrained/results/sweep_<scale>.json` for `data_constrained.fit`.
 
 Every run is `train.train_run` with one config changed, so each point is also a single
 `python -m data_constrained.train ...` command; at GPU scale the same grid is a Hydra multirun (see README) whose
@@ -16,17 +19,16 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from omegaconf import OmegaConf
-
 from common.checkpoint import latest_checkpoint
-from common.config import ConfigError, as_dict, check_range, hydra_app, run_dir
+from common.config import ConfigError, as_dict, check_choice, check_range, hydra_app, run_dir
 from common.device import choose_device, describe_device
-from common.paths import configs_dir
 from common.results import write_result
+from data_constrained.campaign.chunk import run_chunk
+from data_constrained.campaign.config import CampaignConfig
 from data_constrained.data import DataConfig, eval_windows, load_tokens, vocab_size_of
 from data_constrained.distill import distill
 from data_constrained.ensemble import member_config, score_ensemble
-from data_constrained.model import ModelConfig
+from data_constrained.presets import model_preset
 from data_constrained.train import TrainConfig, target_logprobs, train_run
 
 
@@ -50,6 +52,9 @@ class SweepConfig(TrainConfig):
     cpt_pretrain_epochs: float = 1.0
     cpt_weight_decays: list[float] = field(default_factory=list)  # tuned candidates; empty: tuned_weight_decays
     results_root: str = ""  # "": the repository (tests point this at a temporary folder)
+    harness: str = "inline"  # inline: the grid below in one process; chunked: one chunk of `campaign`
+    time_budget_s: float = 0.0  # chunked: stop starting runs that would end after this many seconds
+    campaign: CampaignConfig = field(default_factory=CampaignConfig)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -66,15 +71,12 @@ class SweepConfig(TrainConfig):
             check_range("tuned_epochs[]", epochs, 0.0, low_open=True)
         check_range("distill_alpha", self.distill_alpha, 0.0, 1.0)
         check_range("cpt_pretrain_epochs", self.cpt_pretrain_epochs, 0.0, low_open=True)
-
-
-def model_preset(name: str) -> ModelConfig:
-    """The ModelConfig of `configs/data_constrained/model/<name>.yaml`."""
-    path = configs_dir() / "data_constrained" / "model" / f"{name}.yaml"
-    if not path.exists():
-        known = sorted(p.stem for p in path.parent.glob("*.yaml"))
-        raise ConfigError(f"unknown model preset {name!r}; expected one of {known}")
-    return ModelConfig(**OmegaConf.to_container(OmegaConf.load(path)))
+        check_choice("harness", self.harness, ("inline", "chunked"))
+        check_range("time_budget_s", self.time_budget_s, 0.0)
+        if self.harness == "chunked":
+            if not self.time_budget_s:
+                raise ConfigError("harness=chunked needs time_budget_s > 0 (seconds one chunk may take)")
+            self.campaign.check()
 
 
 def run_sweep(cfg: SweepConfig, out_dir: str | Path) -> dict[str, Any]:
@@ -153,7 +155,9 @@ def run_sweep(cfg: SweepConfig, out_dir: str | Path) -> dict[str, Any]:
                 pretrained, s = run(f"cpt_pretrain_{size}", pre)
                 x, y = eval_windows(load_tokens(cfg.cpt_data, cfg.cpt_data.eval_split), base.seq_len,
                                     cfg.cpt_data.eval_tokens)
-                s["start_loss_on_cpt_corpus"] = -target_logprobs(pretrained, x, y, base.batch_size).mean().item()
+                device = next(pretrained.parameters()).device.type
+                logp = target_logprobs(pretrained, x, y, base.batch_size, device)
+                s["start_loss_on_cpt_corpus"] = -logp.double().mean().item()
                 cpt.setdefault("pretrain", []).append(s)
                 start = str(latest_checkpoint(out_dir / f"cpt_pretrain_{size}" / "checkpoints"))
                 for recipe, wds in (("default", [base.weight_decay]),
@@ -171,6 +175,9 @@ def run_sweep(cfg: SweepConfig, out_dir: str | Path) -> dict[str, Any]:
 
 @hydra_app("data_constrained", "sweep", SweepConfig)
 def main(cfg: SweepConfig) -> None:
+    if cfg.harness == "chunked":
+        run_chunk(cfg, run_dir())
+        return
     t0 = time.perf_counter()
     metrics = run_sweep(cfg, run_dir())
     path = write_result("data_constrained", "sweep", cfg.scale, metrics, config=as_dict(cfg),

@@ -5,7 +5,14 @@
     torchrun --nproc_per_node=8 -m data_constrained.train scale=gpu model=m150 ...   # DDP
 
 Reads top to bottom: config, setup (data, model, optimizer, resume), the loop (cosine LR, grad accumulation,
-bf16 autocast, clipping), held-out eval, checkpoints, summary. Resuming refuses a config that differs from the run
+bf16 autocast, clipping), held-out eval, checkpoints, summary. Throughput: the batches are gathered on the device
+from one index tensor made at the start (data.DeviceBatches), the output layer and the loss are one chunked pass
+(linear_cross_entropy: no (B, T, V) float32 logits), losses stay on the device until a log step (the only host
+sync of the loop), the decoder body is `torch.compile`d on CUDA (point TORCHINDUCTOR_CACHE_DIR at a kept folder
+to reuse compiled kernels across processes), and the summary holds the steady-state tokens/s and MFU (against
+`peak_tflops`, and `measured_peak_tflops` when set). Every held-out number is scored in float32
+(`SCORING_DTYPE`): validation loss (`data.eval_split`, for choices), test loss (`data.test_split`, reported), and
+with `save_logprobs` the per-token test log-probs for ensembles scored later on the CPU. Resuming refuses a config that differs from the run
 dir's `run_config.json` (common.run_config; `force_resume=true` overrides, `RESUME_IGNORED` lists what may
 change), falls back past a corrupt latest checkpoint, and continues metrics.jsonl and the W&B run without
 duplicate steps. `train_run(cfg, out_dir)` is the same thing as a
@@ -19,6 +26,7 @@ import json
 import math
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,10 +44,12 @@ from common.checkpoint import (
 from common.config import ConfigError, LoggerConfig, as_dict, check_choice, check_range, hydra_app, run_dir
 from common.device import choose_device, choose_dtype, describe_device, torch_dtype
 from common.logging import RunLogger
+from common.results import atomic_write_text
 from common.run_config import IGNORED, check_resume, record_run_config
 from common.seed import seed_everything
 from data_constrained.data import (
     DataConfig,
+    DeviceBatches,
     EpochLoader,
     corpus_dir,
     eval_windows,
@@ -47,7 +57,12 @@ from data_constrained.data import (
     vocab_size_of,
 )
 from data_constrained.export import export_hf
-from data_constrained.model import ModelConfig, Transformer, lm_loss, weight_decay_groups
+from data_constrained.linear_cross_entropy import (
+    compiled_chunk_loss,
+    linear_cross_entropy,
+    target_logprobs_chunked,
+)
+from data_constrained.model import ModelConfig, Transformer, weight_decay_groups
 from data_constrained.model_checkpoint import checkpoint_state
 
 # Keys that may change when a run resumes (common.run_config): where this chunk stops, how often it logs, evaluates
@@ -55,7 +70,10 @@ from data_constrained.model_checkpoint import checkpoint_state
 # data, optimizer, schedule: `epochs` sets the schedule's length, `max_steps` only this chunk's end, dtype, seeds,
 # labels) must match the run's run_config.json.
 RESUME_IGNORED = (*IGNORED, "max_steps", "log_every", "eval_every", "checkpoint_every", "keep_last", "save_final",
-                  "export_hf", "record_dir", "device", "cpu_threads", "compile", "peak_tflops")
+                  "export_hf", "record_dir", "device", "cpu_threads", "compile", "peak_tflops",
+                  "measured_peak_tflops", "save_logprobs", "loss_chunk_rows", "data.test_split", "data.test_tokens")
+SCORING_DTYPE = "float32"
+LOGPROBS_FILE = "test_logprobs.npy"  # every held-out number (single runs, ensembles, students) is scored in float32
 
 
 @dataclass
@@ -92,7 +110,10 @@ class TrainConfig:
     resume: bool = True
     force_resume: bool = False  # resume even when the config differs from the run dir's run_config.json
     init_from: str = ""  # a checkpoint whose weights start the run (continued pre-training); fresh optimizer
-    peak_tflops: float = 989.0  # per device, for MFU (H100 SXM dense bf16); set per scale
+    peak_tflops: float = 989.0  # per device, for MFU: the datasheet's dense bf16 peak (H100/H200 SXM); per scale
+    measured_peak_tflops: float = 0.0  # >0: also report MFU against this measured peak (H200: 790 bf16 GEMM)
+    save_logprobs: bool = False  # write the per-token test log-probs (float16) for ensembles scored later
+    loss_chunk_rows: int = 4096  # rows per chunk of the fused output-layer loss (linear_cross_entropy)
     export_hf: bool = False
     record_dir: str = ""  # also write summary.json here as <name>.json (collected by `fit`)
     name: str = ""
@@ -112,6 +133,8 @@ class TrainConfig:
         check_range("beta2", self.beta2, 0.0, 1.0, high_open=True)
         check_range("grad_clip", self.grad_clip, 0.0)
         check_range("peak_tflops", self.peak_tflops, 0.0, low_open=True)
+        check_range("measured_peak_tflops", self.measured_peak_tflops, 0.0)
+        check_range("loss_chunk_rows", self.loss_chunk_rows, 1)
         check_range("max_steps", self.max_steps, 0)
         check_range("cpu_threads", self.cpu_threads, 0)
         check_range("seed", self.seed, 0)
@@ -143,19 +166,32 @@ def lr_at(step: int, total_steps: int, cfg: TrainConfig) -> float:
     return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-@torch.no_grad()
-def target_logprobs(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 32,
-                    device: str = "cpu", dtype: str = "float32") -> torch.Tensor:
-    """log p(y_t | x_<=t) for every held-out target, (N, T) float32 on the CPU."""
+@contextlib.contextmanager
+def fp32_scoring(device: str) -> Iterator[None]:
+    """Autocast off and float32 matrix products at full precision (no TF32) inside: the one scoring precision."""
+    previous = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("highest")
+    try:
+        with torch.no_grad(), torch.autocast(device.split(":")[0], enabled=False):
+            yield
+    finally:
+        torch.set_float32_matmul_precision(previous)
+
+
+def target_logprobs(model: Transformer, x: torch.Tensor, y: torch.Tensor, batch_size: int = 32,
+                    device: str = "cpu", chunk_rows: int = 4096) -> torch.Tensor:
+    """log p(y_t | x_<=t) for every held-out target, (N, T) float32 on the CPU, scored in float32 (SCORING_DTYPE)
+    whatever precision the model trained in; the output layer goes chunk by chunk (no (B, T, V) logits)."""
+    was_training = model.training
     model.eval()
     out = []
-    for i in range(0, len(x), batch_size):
-        xb, yb = x[i:i + batch_size].to(device), y[i:i + batch_size].to(device)
-        with torch.autocast(device.split(":")[0], dtype=torch.bfloat16, enabled=dtype == "bfloat16"):
-            logits = model(xb)
-        logp = torch.log_softmax(logits.float(), dim=-1).gather(-1, yb.unsqueeze(-1)).squeeze(-1)
-        out.append(logp.cpu())
-    model.train()
+    with fp32_scoring(device):
+        for i in range(0, len(x), batch_size):
+            xb, yb = x[i:i + batch_size].to(device), y[i:i + batch_size].to(device)
+            h = model.hidden_states(xb).float()
+            logp = target_logprobs_chunked(h.flatten(0, 1), model.lm_head.weight, yb.flatten(), chunk_rows)
+            out.append(logp.view_as(yb).cpu())
+    model.train(was_training)
     return torch.cat(out)
 
 
@@ -167,12 +203,39 @@ def build_model(cfg: TrainConfig) -> Transformer:
     return Transformer(cfg.model)
 
 
+class LossModule(nn.Module):
+    """(x, y[, teacher]) -> mean loss of the model, the output layer fused with the loss (linear_cross_entropy);
+    the module DDP wraps. With `compile`, the decoder body (`hidden_states`) and the per-chunk softmax arithmetic of
+    the loss are `torch.compile`d; the chunk loop and its matrix products stay eager. `teacher`: rows -> teacher
+    log-probs of those rows (distillation)."""
+
+    def __init__(self, model: Transformer, compile_body: bool, compute_dtype: torch.dtype, chunk_rows: int,
+                 alpha: float = 0.0, temperature: float = 1.0) -> None:
+        super().__init__()
+        self.model = model
+        self.hidden = torch.compile(model.hidden_states) if compile_body else model.hidden_states
+        self.chunk_loss = compiled_chunk_loss() if compile_body else None
+        self.compute_dtype, self.chunk_rows = compute_dtype, chunk_rows
+        self.alpha, self.temperature = alpha, temperature
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor, teacher=None) -> torch.Tensor:
+        h = self.hidden(x)
+        return linear_cross_entropy(h.flatten(0, 1), self.model.lm_head.weight, y.flatten(), teacher=teacher,
+                                    alpha=self.alpha, temperature=self.temperature,
+                                    compute_dtype=self.compute_dtype, chunk_rows=self.chunk_rows,
+                                    chunk_loss=self.chunk_loss)
+
+
 def train_run(cfg: TrainConfig, out_dir: str | Path, teacher=None, distill_alpha: float = 0.0,
-              distill_temperature: float = 1.0) -> tuple[Transformer, dict[str, Any]]:
+              distill_temperature: float = 1.0, stop_at: float | None = None) -> tuple[Transformer, dict[str, Any]]:
     """Train (or resume) one run in `out_dir`; returns (model, summary).
 
-    `teacher`: a callable (B, T) ids -> (B, T, V) log-probabilities; the loss becomes
-    (1 - distill_alpha) * CE(data) + distill_alpha * KL(teacher || student) (see distill.py).
+    `teacher`: an `ensemble.EnsembleTeacher` (its `logprobs_fn(x)` gives the teacher's log-probabilities of a
+    batch, chunk by chunk); the loss becomes (1 - distill_alpha) * CE(data) + distill_alpha * KL(teacher || student)
+    (see distill.py). No step waits for the device: losses are summed on it and read every `log_every` steps (also
+    where a diverged run is caught: it stops, and its summary says `diverged`). `stop_at`: a `time.monotonic()`
+    deadline checked at those log steps; a run still training then stops and says `timed_out` (a chunk's guard
+    against an estimate that was too low: its tokens/s are kept, the run itself is not a result).
     """
     out_dir = Path(out_dir)
     # ---------------------------------------------------------------- setup: devices, DDP, seeds
@@ -226,18 +289,21 @@ def train_run(cfg: TrainConfig, out_dir: str | Path, teacher=None, distill_alpha
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(torch_optimizer_state(state["optim"]))
     run_steps = max(run_steps, start_step)  # a checkpoint past max_steps: nothing to train, never a step back
-    fwd = model
-    if cfg.compile and device.startswith("cuda"):
-        fwd = torch.compile(model)
+    compute_dtype = torch_dtype("bfloat16") if dtype == "bfloat16" else torch.float32
+    fwd = LossModule(model, cfg.compile and device.startswith("cuda"), compute_dtype, cfg.loss_chunk_rows,
+                     distill_alpha, distill_temperature)
     if world > 1:
         from torch.nn.parallel import DistributedDataParallel
 
         fwd = DistributedDataParallel(fwd, device_ids=[local_rank] if device.startswith("cuda") else None)
     autocast = torch.autocast(device.split(":")[0], dtype=torch_dtype("bfloat16"), enabled=dtype == "bfloat16")
-    flops_per_step = model.flops_per_token(cfg.seq_len) * tokens_per_step
+    flops_per_token = model.flops_per_token(cfg.seq_len) + (teacher.forward_flops_per_token(cfg.seq_len)
+                                                            if teacher is not None else 0.0)
+    batches = DeviceBatches(loader, device, start_step, run_steps, global_batch)
 
     def evaluate() -> float:
-        return -target_logprobs(model, val_x, val_y, cfg.batch_size, device, dtype).mean().item()
+        logp = target_logprobs(model, val_x, val_y, cfg.batch_size, device, cfg.loss_chunk_rows)
+        return -logp.double().mean().item()
 
     # ---------------------------------------------------------------- the loop
     name = cfg.name or (f"{cfg.recipe}_d{cfg.model.d_model}_L{cfg.model.n_layers}_wd{cfg.weight_decay:g}"
@@ -245,74 +311,139 @@ def train_run(cfg: TrainConfig, out_dir: str | Path, teacher=None, distill_alpha
     logger = RunLogger(cfg.logger if master else LoggerConfig(backend="jsonl", mode="disabled", progress=False),
                        out_dir if master else out_dir / f"rank{rank}", config=as_dict(cfg), name=name,
                        resume_step=start_step if cfg.resume else None)
-    train_loss = float("nan")
-    t_start = time.perf_counter()
+    train_loss, diverged, timed_out, done = float("nan"), False, False, start_step
+    clock = IntervalClock(device, start_step)
     with logger:
-        t_last, tokens_last = time.perf_counter(), 0
         for step in logger.progress(range(start_step, run_steps), desc=name):
             lr = lr_at(step, total_steps, cfg)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            indices = list(range(step * global_batch, (step + 1) * global_batch))[rank::world]
-            loss_sum = 0.0
+            loss_sum = torch.zeros((), device=device)
             for micro in range(cfg.grad_accum):
-                x, y = loader.windows(indices[micro * cfg.batch_size:(micro + 1) * cfg.batch_size])
-                x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+                x, y = batches.micro(step, rank, world, micro, cfg.batch_size)
                 sync = world == 1 or micro == cfg.grad_accum - 1
                 with autocast, (fwd.no_sync() if not sync else contextlib.nullcontext()):
-                    logits = fwd(x)
-                    loss = lm_loss(logits, y)
-                    if teacher is not None:
-                        loss = (1 - distill_alpha) * loss + distill_alpha * distill_kl(
-                            logits, teacher(x), distill_temperature)
+                    teacher_fn = teacher.logprobs_fn(x) if teacher is not None else None
+                    loss = fwd(x, y, teacher_fn)
                     (loss / cfg.grad_accum).backward()
-                loss_sum += loss.item()
+                loss_sum += loss.detach()
             if cfg.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
-            train_loss = loss_sum / cfg.grad_accum
-            tokens_last += tokens_per_step
-
             done = step + 1
-            if master and (done % cfg.log_every == 0 or done == run_steps):
-                elapsed = max(time.perf_counter() - t_last, 1e-9)
-                tok_s = tokens_last / elapsed
-                mfu = flops_per_step * tokens_last / tokens_per_step / elapsed / (cfg.peak_tflops * 1e12 * world)
-                logger.log({"train/loss": train_loss, "lr": lr, "tokens_per_s": tok_s, "mfu": mfu,
-                            "epoch": done * global_batch / loader.n_windows}, step=done)
-                t_last, tokens_last = time.perf_counter(), 0
+
+            if done % cfg.log_every == 0 or done == run_steps:
+                train_loss = (loss_sum / cfg.grad_accum).item()  # the one wait for the device per log interval
+                tokens = clock.tick((done - clock.step) * tokens_per_step, done)
+                if master:
+                    mfu = flops_per_token * tokens["tokens_per_s"] / (cfg.peak_tflops * 1e12 * world)
+                    logger.log({"train/loss": train_loss, "lr": lr, "tokens_per_s": tokens["tokens_per_s"],
+                                "mfu": mfu, "epoch": done * global_batch / loader.n_windows}, step=done)
+                if not math.isfinite(train_loss):
+                    diverged = True
+                    break
+                if stop_at is not None and done < run_steps and time.monotonic() > stop_at:
+                    timed_out = True
+                    break
             if cfg.eval_every and done % cfg.eval_every == 0 and done != run_steps:
-                logger.log({"val/loss": evaluate()}, step=done)
+                with clock.paused():
+                    logger.log({"val/loss": evaluate()}, step=done)
             if master and cfg.checkpoint_every and done % cfg.checkpoint_every == 0 and done != run_steps:
-                save_checkpoint(ckpt_dir, done, checkpoint_state(model, optimizer), cfg.keep_last)
+                with clock.paused():
+                    save_checkpoint(ckpt_dir, done, checkpoint_state(model, optimizer), cfg.keep_last)
+        train_s = clock.total()
 
         # ------------------------------------------------------------ final eval, checkpoint, summary
         val_loss = evaluate()
-        wall = time.perf_counter() - t_start
-        steps_run = run_steps - start_step
+        test = score_test(model, cfg, device, out_dir if master and cfg.save_logprobs else None)
+        steady = clock.steady_tokens_per_s()
         summary = {
-            "name": name, "recipe": cfg.recipe, "seed": cfg.seed, "val_loss": val_loss, "train_loss": train_loss,
+            "name": name, "recipe": cfg.recipe, "seed": cfg.seed, "data_seed": data_seed, "val_loss": val_loss,
+            **test, "train_loss": train_loss, "diverged": diverged, "timed_out": timed_out,
             "n_params": model.num_params(), "n_params_total": model.num_params(non_embedding=False),
             "d_model": cfg.model.d_model, "n_layers": cfg.model.n_layers, "weight_decay": cfg.weight_decay,
             "lr": cfg.lr, "epochs": cfg.epochs, "token_budget": cfg.data.token_budget, "corpus": cfg.data.corpus,
-            "steps": run_steps, "total_steps": total_steps, "tokens_seen": run_steps * tokens_per_step,
-            "tokens_per_s": steps_run * tokens_per_step / max(wall, 1e-9), "wall_s": wall,
+            "steps": done, "total_steps": total_steps, "tokens_seen": done * tokens_per_step,
+            "tokens_per_s": (done - start_step) * tokens_per_step / max(train_s, 1e-9),
+            "steady_tokens_per_s": steady, "flops_per_token": flops_per_token,
+            "mfu": flops_per_token * steady / (cfg.peak_tflops * 1e12 * world), "peak_tflops": cfg.peak_tflops,
+            "mfu_measured_peak": (flops_per_token * steady / (cfg.measured_peak_tflops * 1e12 * world)
+                                  if cfg.measured_peak_tflops else None),
+            "train_s": train_s, "wall_s": clock.since_start(), "scoring_dtype": SCORING_DTYPE,
             "device": describe_device(device), "world_size": world,
         }
-        if steps_run > 0:  # a resumed run that was already done logged its final loss at this step before
-            logger.log({"val/loss": val_loss}, step=run_steps)
+        if done > start_step:  # a resumed run that was already done logged its final loss at this step before
+            logger.log({"val/loss": val_loss}, step=done)
         logger.summary(summary)
     if master:
-        if cfg.save_final:
-            save_checkpoint(ckpt_dir, run_steps, checkpoint_state(model, optimizer), cfg.keep_last)
+        if cfg.save_final and not diverged and not timed_out:
+            save_checkpoint(ckpt_dir, done, checkpoint_state(model, optimizer), cfg.keep_last)
         if cfg.export_hf:
             export_hf(model, out_dir / "hf", corpus_dir(cfg.data))
-        (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
         if cfg.record_dir:
-            Path(cfg.record_dir).mkdir(parents=True, exist_ok=True)
-            (Path(cfg.record_dir) / f"{name}.json").write_text(json.dumps(summary, indent=2) + "\n")
+            atomic_write_text(Path(cfg.record_dir) / f"{name}.json", json.dumps(summary, indent=2) + "\n")
     return model, summary
+
+
+def score_test(model: Transformer, cfg: TrainConfig, device: str, logprob_dir: Path | None) -> dict[str, Any]:
+    """The reported held-out numbers: loss on the first `data.test_tokens` of `data.test_split` (all: 0), and with
+    `logprob_dir` the per-token log-probs in `<logprob_dir>/test_logprobs.npy` (float16, flat) - what ensembles of
+    any K are scored from later - with the exact float64 sum and the float16 rounding of the mean."""
+    if not cfg.data.test_split:
+        return {"test_loss": None, "test_tokens": 0}
+    x, y = eval_windows(load_tokens(cfg.data, cfg.data.test_split), cfg.seq_len, cfg.data.test_tokens)
+    logp = target_logprobs(model, x, y, cfg.batch_size, device, cfg.loss_chunk_rows).flatten().double()
+    result: dict[str, Any] = {"test_loss": -logp.mean().item(), "test_tokens": logp.numel()}
+    if logprob_dir is not None:
+        import numpy as np
+
+        half = logp.numpy().astype(np.float16)
+        path = logprob_dir / LOGPROBS_FILE
+        np.save(path, half)
+        result["test_logprobs"] = {"file": LOGPROBS_FILE, "tokens": int(half.size), "sum": logp.sum().item(),
+                                   "float16_mean_error": float(half.astype(np.float64).mean() - logp.mean().item())}
+    return result
+
+
+class IntervalClock:
+    """Wall time of the training loop between log points (each comes after a device sync), minus paused spans
+    (mid-run evals, checkpoints). `steady_tokens_per_s` leaves out the first interval, which holds the compile and
+    warm-up, when there are later ones."""
+
+    def __init__(self, device: str, step: int = 0) -> None:
+        self.device, self.step = device, step
+        self.start = self.last = time.perf_counter()
+        self.paused_s, self.intervals = 0.0, []
+
+    def tick(self, tokens: int, step: int) -> dict[str, float]:
+        now = time.perf_counter()
+        seconds = max(now - self.last - self.paused_s, 1e-9)
+        self.intervals.append((tokens, seconds))
+        self.last, self.paused_s, self.step = now, 0.0, step
+        return {"tokens_per_s": tokens / seconds}
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.paused_s += time.perf_counter() - t0
+
+    def total(self) -> float:
+        if self.device.startswith("cuda"):
+            torch.cuda.synchronize()
+        return time.perf_counter() - self.start
+
+    def since_start(self) -> float:
+        return time.perf_counter() - self.start
+
+    def steady_tokens_per_s(self) -> float:
+        spans = self.intervals[1:] if len(self.intervals) > 1 else self.intervals
+        seconds = sum(s for _, s in spans)
+        return sum(t for t, _ in spans) / seconds if seconds > 0 else 0.0
 
 
 def distill_kl(student_logits: torch.Tensor, teacher_logprobs: torch.Tensor, temperature: float = 1.0

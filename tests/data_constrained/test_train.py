@@ -124,3 +124,12 @@ def test_every_entry_point_composes():
 def test_gpu_bf16_compiled_step(tiny_cfg, tmp_path):
     _, summary = train_run(tiny_cfg("device=cuda", "dtype=bfloat16", "compile=true", "max_steps=4"), tmp_path)
     assert summary["val_loss"] < 7.0 and summary["device"] != "cpu"
+
+
+def test_a_run_past_its_deadline_stops_at_a_log_step_and_says_so(tiny_cfg, tmp_path):
+    import time
+
+    _, summary = train_run(tiny_cfg("log_every=3"), tmp_path, stop_at=time.monotonic())
+    assert summary["timed_out"] and summary["steps"] == 3 < summary["total_steps"]
+    assert summary["test_loss"] is not None and summary["scoring_dtype"] == "float32"
+    assert summary["mfu"] > 0 and summary["flops_per_token"] > 0
