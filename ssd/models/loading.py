@@ -24,7 +24,7 @@ ARCHITECTURES: dict[str, tuple[type[LlamaConfig], type[Llama]]] = {
 }
 # configs without `architectures` (e.g. converted from GGUF) name only their model_type
 MODEL_TYPES = {"llama": "LlamaForCausalLM", "qwen3": "Qwen3ForCausalLM"}
-_IGNORED_SUFFIXES = ("rotary_emb.inv_freq",)
+IGNORED_SUFFIXES = ("rotary_emb.inv_freq",)  # checkpoint tensors our models recompute (skipped on load)
 
 
 class ModelLoadError(PaperclubError, RuntimeError):
@@ -37,7 +37,7 @@ def load_model(path: str | Path, dtype: torch.dtype = torch.float32, device: str
     `max_len` positions."""
     path = Path(path)
     hf = read_hf_config(path)
-    config_cls, model_cls = _architecture(hf, path)
+    config_cls, model_cls = architecture(hf, path)
     config = config_cls.from_hf(hf)
     state = read_safetensors_state(path)
     with torch.device("meta"):
@@ -109,10 +109,11 @@ def read_safetensors_state(path: Path) -> dict[str, torch.Tensor]:
         except Exception as err:
             raise ModelLoadError(f"{file} is corrupt or not a safetensors file: {err}") from None
         state.update(tensors)
-    return {k: v for k, v in state.items() if not k.endswith(_IGNORED_SUFFIXES)}
+    return {k: v for k, v in state.items() if not k.endswith(IGNORED_SUFFIXES)}
 
 
-def _architecture(hf: dict[str, Any], path: Path) -> tuple[type[LlamaConfig], type[Llama]]:
+def architecture(hf: dict[str, Any], path: Path) -> tuple[type[LlamaConfig], type[Llama]]:
+    """(config class, model class) named by a config.json dict; ModelLoadError naming `path` if unsupported."""
     names = hf.get("architectures") or [MODEL_TYPES.get(hf.get("model_type"), "")]
     if names[0] not in ARCHITECTURES:
         raise ModelLoadError(f"{path}: unsupported architecture {names or hf.get('model_type')!r}; "

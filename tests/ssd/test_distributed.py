@@ -2,12 +2,14 @@
 
 import json
 
+import pytest
 import torch.multiprocessing as mp
 
 from ssd.engine.llm import LLM
 from ssd.engine.sampler import SamplingParams
 
 PROMPTS = [[5, 6, 7], [100, 3]]
+PRELOAD = ["torch", "torch._dynamo", "safetensors.torch", "ssd.engine.distributed"]  # see test_tensor_parallel.py
 
 
 def _worker(rank, target, draft, init_file, out_file):
@@ -31,7 +33,9 @@ def _worker(rank, target, draft, init_file, out_file):
 def test_two_process_ssd_matches_single_process(llama_pair, tmp_path):
     target, draft = llama_pair
     out_file = tmp_path / "out.json"
-    mp.spawn(_worker, args=(str(target), str(draft), str(tmp_path / "pg"), str(out_file)), nprocs=2, join=True)
+    mp.set_forkserver_preload(PRELOAD)  # processes forked from one server that imported torch once (like mp.spawn)
+    mp.start_processes(_worker, args=(str(target), str(draft), str(tmp_path / "pg"), str(out_file)), nprocs=2,
+                       join=True, start_method="forkserver")
     result = json.loads(out_file.read_text())
     single = LLM(target, strategy="ar", device="cpu", max_len=96, max_batch_size=2)
     reference = [o.token_ids for o in single.generate(PROMPTS, SamplingParams(temperature=0, max_new_tokens=20,
@@ -40,3 +44,15 @@ def test_two_process_ssd_matches_single_process(llama_pair, tmp_path):
     tel = result["telemetry"]
     assert tel["cache_lookups"] > 0 and 0 <= tel["cache_hit_rate"] <= 1
     assert tel["generated_tokens"] == 40
+
+
+def test_parallel_launch_options_are_checked():
+    from common.config import ConfigError, compose
+    from ssd.generate import GenerateConfig
+
+    cfg = compose("ssd", "generate", GenerateConfig, ["parallel.tensor_parallel=4", "logger=jsonl"])
+    assert (cfg.parallel.tensor_parallel, cfg.parallel.draft) == (4, "own")
+    with pytest.raises(ConfigError, match="parallel.draft"):
+        compose("ssd", "generate", GenerateConfig, ["parallel.draft=both", "logger=jsonl"])
+    with pytest.raises(ConfigError, match="parallel.tensor_parallel"):
+        compose("ssd", "generate", GenerateConfig, ["parallel.tensor_parallel=-1", "logger=jsonl"])
