@@ -1,6 +1,6 @@
 """Config schemas of the three entry points (Hydra structured configs; YAML roots in configs/dmpc/).
 
-Sizes that differ between a 2-core CPU and one H100 live in `scales.cpu` / `scales.gpu`; `scale=gpu` on the
+Sizes that differ between a 2-core CPU and one H200 live in `scales.cpu` / `scales.gpu`; `scale=gpu` on the
 command line picks the other block, so GPU runs need no code change. `__post_init__` checks raise ConfigError
 naming the key.
 """
@@ -14,53 +14,83 @@ from common.config import ConfigError, LoggerConfig, check_choice, check_range
 from common.paths import data_dir
 
 TASKS = ("hopper", "halfcheetah", "walker2d", "walker2d_jump", "walker2d_broken_ankle")
+D4RL_TASKS = ("hopper", "halfcheetah", "walker2d")  # the tasks with D4RL reference returns (behaviour policies)
 DATASETS = ("random", "medium", "medium-replay", "medium-expert", "expert", "play")
 METHODS = ("dmpc", "dmpc_1step", "mbop", "bc", "behaviour")
 SCALES = ("cpu", "gpu")
 
 
 def workspace_dir(workspace: str, task: str, scale: str) -> Path:
-    """Where policies, datasets and models of a task live: `workspace`, or data/dmpc/<task>_<scale>."""
-    return Path(workspace) if workspace else data_dir() / "dmpc" / f"{task}_{scale}"
+    """Where policies, datasets and models of a task live: `workspace` ('{task}' replaced by the task), or
+    data/dmpc/<task>_<scale>."""
+    return Path(workspace.format(task=task)) if workspace else data_dir() / "dmpc" / f"{task}_{scale}"
 
 
 @dataclass
 class CollectSizes:
+    """Behaviour-policy training (data/behaviour.py) and dataset sizes; step counts are env steps per task."""
+
     sac_steps: int = 10_000
-    start_steps: int = 1_000
-    update_every: int = 50
-    eval_every: int = 1_000
-    eval_episodes: int = 2
+    start_steps: int = 1_000  # uniform random actions, no updates, before this step
+    block: int = 250  # env steps per task between two fused update dispatches (K)
+    utd: int = 1  # gradient updates per env step
+    snapshot_every: int = 1_000  # actor snapshot + evaluation every this many steps
+    eval_episodes: int = 2  # per snapshot (full episodes)
+    ladder_bin: float = 2.5  # D4RL-normalized points per bin of kept medium candidates (data/ladder.py)
     sac_hidden: list[int] = field(default_factory=lambda: [64, 64])
     batch_size: int = 64
+    sac_lr: float = 3e-4
+    init_temperature: float = 1.0
     n_transitions: int = 10_000  # per rollout dataset (random, medium, expert; medium-expert has 2x)
     max_episode_steps: int = 1000
     play_transitions: int = 10_000
+    env_workers: bool = False  # one process per task env during training (else in this process)
+    workers: int = 0  # processes for evaluation, replay regeneration and dataset rollouts (0: this process)
+    save_every_s: float = 300.0  # training checkpoint interval (and always at the end of a command)
 
     def check(self, prefix: str) -> None:
         check_range(f"{prefix}.sac_steps", self.sac_steps, 1)
+        check_range(f"{prefix}.block", self.block, 1, self.sac_steps)
         check_range(f"{prefix}.start_steps", self.start_steps, 0, self.sac_steps)
-        check_range(f"{prefix}.eval_every", self.eval_every, 1, self.sac_steps)
+        check_range(f"{prefix}.utd", self.utd, 1)
+        check_range(f"{prefix}.snapshot_every", self.snapshot_every, 1, self.sac_steps)
+        for key in ("sac_steps", "start_steps", "snapshot_every"):
+            if getattr(self, key) % self.block:
+                raise ConfigError(f"{prefix}.{key}={getattr(self, key)} is not allowed; expected a multiple of "
+                                  f"{prefix}.block={self.block}")
+        if self.sac_steps % self.snapshot_every:
+            raise ConfigError(f"{prefix}.sac_steps={self.sac_steps} is not allowed; expected a multiple of "
+                              f"{prefix}.snapshot_every={self.snapshot_every} (the last step is a snapshot)")
         check_range(f"{prefix}.eval_episodes", self.eval_episodes, 1)
+        check_range(f"{prefix}.ladder_bin", self.ladder_bin, 0.0, low_open=True)
         for width in self.sac_hidden:
             check_range(f"{prefix}.sac_hidden[]", width, 1)
         check_range(f"{prefix}.batch_size", self.batch_size, 1)
+        check_range(f"{prefix}.sac_lr", self.sac_lr, 0.0, 1.0, low_open=True)
+        check_range(f"{prefix}.init_temperature", self.init_temperature, 0.0, low_open=True)
         check_range(f"{prefix}.n_transitions", self.n_transitions, 1)
-        check_range(f"{prefix}.update_every", self.update_every, 1)
         check_range(f"{prefix}.max_episode_steps", self.max_episode_steps, 1)
         check_range(f"{prefix}.play_transitions", self.play_transitions, 1)
+        check_range(f"{prefix}.workers", self.workers, 0)
+        check_range(f"{prefix}.save_every_s", self.save_every_s, 0.0)
 
 
 @dataclass
 class CollectConfig:
     task: str = "hopper"
+    tasks: list[str] = field(default_factory=list)  # several tasks trained in one run (default: [task])
     scale: str = "cpu"
     seed: int = 0
     workspace: str = ""
-    mode: str = "behaviour"  # behaviour: train SAC + write datasets; play: noisy-policy data in `task`
-    policies_dir: str = ""  # behaviour mode: reuse these policy checkpoints (levels.json) instead of SAC
-    export_policies: str = ""  # behaviour mode: also copy the medium/expert checkpoints here (to commit)
+    # behaviour: train SAC to the end, export policies, write datasets; train: train for at most time_budget_s
+    # (resumable, exports when done); datasets: datasets from exported policies; play: noisy-policy data in `task`
+    mode: str = "behaviour"
+    time_budget_s: float = 0.0  # mode train/behaviour: stop (after a checkpoint) once this much time has passed
+    run_dir: str = ""  # the SAC run's checkpoint folder (default data/dmpc/sac_<scale>_<tasks>_s<seed>)
+    policies_dir: str = ""  # datasets from these exported policies ('{task}' is replaced; default <workspace>/policies)
+    export_policies: str = ""  # also copy the exported policies here, to commit ('{task}' is replaced)
     datasets: list[str] = field(default_factory=lambda: ["random", "medium", "medium-replay", "medium-expert"])
+    results_name: str = ""  # mode datasets: also write experiments/dmpc/results/<results_name>.json
     play_policy: str = ""  # play mode: behaviour-policy checkpoint (default: <source workspace>/policies medium)
     play_source_task: str = "walker2d"
     play_noise_std: float = 0.3
@@ -70,8 +100,15 @@ class CollectConfig:
     def __post_init__(self) -> None:
         check_choice("task", self.task, TASKS)
         check_choice("scale", self.scale, SCALES)
-        check_choice("mode", self.mode, ("behaviour", "play"))
+        check_choice("mode", self.mode, ("behaviour", "train", "datasets", "play"))
+        if self.mode != "play":
+            check_choice("task", self.task, D4RL_TASKS)
+            for name in self.tasks:
+                check_choice("tasks[]", name, D4RL_TASKS)
+            if len(set(self.run_tasks)) != len(self.run_tasks):
+                raise ConfigError(f"tasks={self.tasks} is not allowed; expected each task at most once")
         check_range("seed", self.seed, 0)
+        check_range("time_budget_s", self.time_budget_s, 0.0)
         for name in self.datasets:
             check_choice("datasets[]", name, DATASETS[:5])
         check_choice("play_source_task", self.play_source_task, TASKS)
@@ -82,6 +119,15 @@ class CollectConfig:
     @property
     def sizes(self) -> CollectSizes:
         return self.scales[self.scale]
+
+    @property
+    def run_tasks(self) -> list[str]:
+        return list(self.tasks) or [self.task]
+
+    def sac_run_dir(self) -> Path:
+        if self.run_dir:
+            return Path(self.run_dir)
+        return data_dir() / "dmpc" / f"sac_{self.scale}_{'-'.join(self.run_tasks)}_s{self.seed}"
 
 
 @dataclass
@@ -253,3 +299,43 @@ def _check_scales(scales: dict) -> None:
     missing = [s for s in SCALES if s not in scales]
     if missing:
         raise ConfigError(f"scales lacks block(s) {missing}; expected one block per scale in {SCALES}")
+
+
+@dataclass
+class BenchSizes:
+    fused: int = 20  # updates per dispatch (the fused measurement; 1 is measured too)
+    repeats: int = 3
+    env_steps: int = 1000
+    sbx_fused: int = 10
+
+    def check(self, prefix: str) -> None:
+        for key in ("fused", "repeats", "env_steps", "sbx_fused"):
+            check_range(f"{prefix}.{key}", getattr(self, key), 1)
+
+
+@dataclass
+class BenchConfig:
+    """`python -m dmpc.bench`: cost per gradient update and per env step of our SAC and of sbx-rl."""
+
+    scale: str = "cpu"
+    tasks: list[str] = field(default_factory=lambda: ["hopper", "walker2d", "halfcheetah"])
+    hidden: list[int] = field(default_factory=lambda: [256, 256])
+    batch_size: int = 256
+    sbx_algorithms: list[str] = field(default_factory=lambda: ["SAC", "TQC", "CrossQ"])
+    scales: dict[str, BenchSizes] = field(default_factory=lambda: {"cpu": BenchSizes(), "gpu": BenchSizes()})
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+
+    def __post_init__(self) -> None:
+        check_choice("scale", self.scale, SCALES)
+        if not self.tasks:
+            raise ConfigError("tasks=[] is not allowed; expected at least one task")
+        for name in self.tasks:
+            check_choice("tasks[]", name, D4RL_TASKS)
+        for name in self.sbx_algorithms:
+            check_choice("sbx_algorithms[]", name, ("SAC", "TQC", "CrossQ"))
+        _check_scales(self.scales)
+        self.sizes.check(f"scales.{self.scale}")
+
+    @property
+    def sizes(self) -> BenchSizes:
+        return self.scales[self.scale]

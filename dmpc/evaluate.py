@@ -26,7 +26,7 @@ from common.results import write_result
 from common.seed import seed_everything
 from dmpc.config import EvaluateConfig, workspace_dir
 from dmpc.controllers import BCController, DMPCController, MBOPController, PolicyController
-from dmpc.data.behaviour import load_policy, uniform_policy_fn
+from dmpc.data.policy import load_policy, uniform_policy_fn
 from dmpc.envs import JumpReward, make_env, normalized_score, task_of
 from dmpc.mbop import MBOPConfig
 from dmpc.models.model_set import ModelSet

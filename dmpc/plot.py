@@ -3,6 +3,9 @@
 - `d4rl_<task>_<dataset>_<scale>.json` -> figures/d4rl_<task>_<dataset>_<scale>.png: D4RL-normalized score
   per method (bars, with the dataset's own average as a dashed line) and planning latency (ms per action).
 - `jump_*.json`, `broken_ankle_*.json` -> one bar chart of returns per method.
+- `datasets.json` -> figures/datasets.png: each dataset's D4RL-normalized level per task, with the levels D4RL's
+  definitions give (its `paper` block) as dashed marks.
+- `trainer_costs_*.json` has no figure (the status table shows it).
 """
 
 from __future__ import annotations
@@ -23,8 +26,34 @@ def plot_all(results_dir: Path | None = None, figures_dir: Path | None = None) -
     written = []
     for path in sorted(results_dir.glob("*.json")):
         record = read_result(path)
-        written.append(plot_result(path, record, figures_dir / f"{path.stem}.png"))
+        if record["experiment"] == "datasets":
+            written.append(plot_datasets(path, record, figures_dir / f"{path.stem}.png"))
+        elif record["experiment"] != "trainer_costs":
+            written.append(plot_result(path, record, figures_dir / f"{path.stem}.png"))
     return written
+
+
+DATASET_KINDS = ("random", "medium", "medium_replay", "medium_expert", "expert")
+
+
+def plot_datasets(path: Path, record: dict, out: Path) -> Path:
+    metrics, paper = record["metrics"], record["paper"]
+    tasks = [t for t in ("hopper", "walker2d", "halfcheetah") if f"{t}_medium_normalized" in metrics]
+    fig, ax = new_figure(width=6.4)
+    width = 0.8 / len(DATASET_KINDS)
+    for i, kind in enumerate(DATASET_KINDS):
+        xs = [t + (i - 2) * width for t in range(len(tasks))]
+        ax.bar(xs, [metrics.get(f"{task}_{kind}_normalized", 0.0) for task in tasks], width=width,
+               color=PALETTE[i], label=kind.replace("_", "-"))
+        for x, task in zip(xs, tasks, strict=True):
+            level = paper.get(f"{task}_{kind}_normalized")
+            if level is not None:
+                ax.hlines(level, x - width / 2, x + width / 2, **PAPER_STYLE)
+    ax.set_xticks(range(len(tasks)), tasks)
+    ax.set_ylabel("D4RL-normalized return")
+    ax.set_title(f"our datasets ({record['scale']} scale); dashes: D4RL's definitions")
+    ax.legend(fontsize=7, ncols=5, loc="upper center", bbox_to_anchor=(0.5, -0.12), frameon=False)
+    return save_figure(fig, out, source=path, caption=f"dataset levels at {record['scale']} scale")
 
 
 def _methods(metrics: dict) -> list[str]:

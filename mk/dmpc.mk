@@ -11,7 +11,7 @@ FIG_TARGETS += fig-dmpc-d4rl fig-dmpc-jump fig-dmpc-broken-ankle
 
 reproduce-dmpc: $(STAMP)  ## dmpc: hopper-medium from our SAC -> D-MPC vs MBOP vs BC vs behaviour (results JSON + figure)
 	$(PY) -m dmpc.collect task=hopper scale=$(SCALE) datasets=[random,medium,medium-replay,medium-expert] \
-		export_policies=$(CURDIR)/experiments/dmpc/policies/hopper_$(SCALE) $(DMPC_LOG)
+		export_policies=experiments/dmpc/policies/hopper_$(SCALE) $(DMPC_LOG)
 	$(PY) -m dmpc.train task=hopper dataset=medium scale=$(SCALE) $(DMPC_LOG)
 	$(PY) -m dmpc.evaluate task=hopper dataset=medium scale=$(SCALE) methods=[dmpc,dmpc_1step,mbop,bc,behaviour] $(DMPC_LOG)
 	$(PY) -m dmpc.plot
@@ -35,7 +35,7 @@ fig-dmpc-broken-ankle: dmpc-walker2d  ## dmpc: broken-ankle Walker2d, D-MPC with
 		+extra_model_dirs.finetuned=$(DMPC_ANKLE)/models/finetuned $(DMPC_LOG)
 	$(PY) -m dmpc.plot
 
-test-dmpc: $(STAMP)  ## dmpc: the package's tests (CPU, < 90 s)
+test-dmpc: $(STAMP)  ## dmpc: the package's tests (CPU, ~2 min on 2 cores)
 	$(PY) -m pytest tests/dmpc -q
 
 DMPC_TASKS ?= hopper halfcheetah walker2d
@@ -53,3 +53,64 @@ fig-dmpc-d4rl-table: $(STAMP)  ## dmpc: the D4RL-style table (3 tasks x 3 datase
 		done; \
 	done
 	$(PY) -m dmpc.plot
+
+# --- the data factory (issue 14): behaviour policies + 15 D4RL-shaped datasets ------------------------------------
+# configs/dmpc/experiment/data_factory.yaml; at SCALE=cpu a smoke-sized run of the same pipeline (minutes).
+BENCH_TARGETS += bench-dmpc
+.PHONY: bench-dmpc dmpc-data-factory dmpc-sbx-site dmpc-gpu-wheels dmpc-gpu-bench dmpc-gpu-train dmpc-gpu-datasets \
+	dmpc-gpu-unpack
+
+# cpu: its own workspace, policies not exported (the committed cpu policies are reproduce-dmpc's hopper_cpu)
+DMPC_FACTORY_ARGS_cpu = "workspace='data/dmpc/factory_cpu/{task}'" export_policies=
+dmpc-data-factory: $(STAMP)  ## dmpc: SAC for hopper+walker2d+halfcheetah in one run, 15 datasets, results/datasets.json
+	$(PY) -m dmpc.collect experiment=data_factory scale=$(SCALE) mode=train time_budget_s=0 \
+		$(DMPC_FACTORY_ARGS_$(SCALE)) $(DMPC_LOG)
+	$(PY) -m dmpc.collect experiment=data_factory scale=$(SCALE) mode=datasets $(DMPC_FACTORY_ARGS_$(SCALE)) $(DMPC_LOG)
+
+DMPC_SBX_SITE = data/dmpc/sbx_site
+dmpc-sbx-site: $(STAMP)  ## dmpc: sbx-rl 0.28.0 + stable-baselines3 + tfp-nightly into data/dmpc/sbx_site (not into .venv)
+	$(PY) -m pip install -q --no-deps --target $(DMPC_SBX_SITE) sbx-rl==0.28.0 stable-baselines3==2.9.2 \
+		tfp-nightly==0.26.0.dev20261027 decorator==5.3.1 gast==0.7.0
+
+bench-dmpc: $(STAMP)  ## dmpc: ms per SAC update / us per env step, ours vs sbx-rl -> results/trainer_costs_$(SCALE).json
+	PYTHONPATH=$(CURDIR)/$(DMPC_SBX_SITE) $(PY) -m dmpc.bench scale=$(SCALE)
+
+# On the GPU node (one H200, the image's python3, no .venv): each command below is one `run` of < 9 minutes that
+# carries data/dmpc/wheels and the run folder, and returns its state as <= 15 MiB parts in $(OUT). Here, after
+# each run: `make dmpc-gpu-unpack FROM=<files_at>`. dmpc/README.md "GPU data factory" has the sequence.
+DMPC_WHEELS = data/dmpc/wheels
+DMPC_GPU_RUN = data/dmpc/sac_gpu_hopper-walker2d-halfcheetah_s0
+DMPC_GPU_PY ?= python3
+DMPC_XLA_FLAGS ?= --xla_gpu_autotune_level=0
+DMPC_GPU_ENV = PYTHONPATH=/tmp/dmpc-site:$(CURDIR) PYTHONUNBUFFERED=1 XLA_FLAGS=$(DMPC_XLA_FLAGS) \
+	XLA_PYTHON_CLIENT_PREALLOCATE=false WANDB_MODE=disabled
+DMPC_GPU_SETUP = $(DMPC_GPU_PY) -m pip install -q --no-index --no-deps --no-compile --target /tmp/dmpc-site \
+	$(DMPC_WHEELS)/*.whl
+DMPC_GPU_PACK = ls -d $(DMPC_GPU_RUN) experiments/dmpc/policies/*_gpu experiments/dmpc/results/datasets.json \
+	experiments/dmpc/results/trainer_costs_gpu.json 2>/dev/null | tar -c -T - | split -b 15m -d - $(OUT)/dmpc.tar.
+
+dmpc-gpu-wheels:  ## dmpc: the 8 wheels (11 MB) the GPU image lacks for collect (mujoco, gymnasium, hydra) -> data/dmpc/wheels
+	mkdir -p $(DMPC_WHEELS)
+	cp wheelhouse/mujoco-4.0.0-py3-none-any.whl wheelhouse/mujoco_core-4.0.0-cp312-*.whl \
+		wheelhouse/glfw-2.11.0-*.whl wheelhouse/gymnasium-1.4.0-*.whl wheelhouse/farama_notifications-0.0.6-*.whl \
+		wheelhouse/hydra_core-1.3.8-*.whl wheelhouse/omegaconf-2.3.1-*.whl \
+		wheelhouse/antlr4_python3_runtime-4.9.3-*.whl $(DMPC_WHEELS)/
+
+dmpc-gpu-bench:  ## dmpc [GPU node]: results/trainer_costs_gpu.json (our fused update at 1 and 3 tasks, env steps)
+	set -o pipefail; $(DMPC_GPU_SETUP) && $(DMPC_GPU_ENV) $(DMPC_GPU_PY) -m dmpc.bench scale=gpu 2>&1 \
+		| tee $(OUT)/bench.log; status=$$?; $(DMPC_GPU_PACK); exit $$status
+
+dmpc-gpu-train:  ## dmpc [GPU node]: one chunk (time_budget_s=420) of the 3-task SAC run; repeat until "done": true
+	set -o pipefail; $(DMPC_GPU_SETUP) && $(DMPC_GPU_ENV) $(DMPC_GPU_PY) -m dmpc.collect experiment=data_factory \
+		mode=train logger=jsonl $(DMPC_ARGS) 2>&1 | tee $(OUT)/train.log; status=$$?; $(DMPC_GPU_PACK); exit $$status
+
+dmpc-gpu-datasets:  ## dmpc [GPU node]: the 15 datasets from the committed policies, manifests + results/datasets.json
+	set -o pipefail; $(DMPC_GPU_SETUP) && $(DMPC_GPU_ENV) $(DMPC_GPU_PY) -m dmpc.collect experiment=data_factory \
+		mode=datasets logger=jsonl scales.gpu.workers=15 $(DMPC_ARGS) 2>&1 | tee $(OUT)/datasets.log; \
+		status=$$?; $(DMPC_GPU_PACK); exit $$status
+
+dmpc-gpu-unpack:  ## dmpc: unpack what a dmpc-gpu-* run returned (FROM=<files_at>) into data/dmpc and experiments/dmpc
+	@test -n "$(FROM)" || { echo "usage: make dmpc-gpu-unpack FROM=<the run's files_at folder>" >&2; exit 2; }
+	if cat $(FROM)/dmpc.tar.* | tar -t | grep -q '^$(DMPC_GPU_RUN)/'; then rm -rf $(DMPC_GPU_RUN); fi
+	cat $(FROM)/dmpc.tar.* | tar -x
+	@ls -la $(DMPC_GPU_RUN) 2>/dev/null; ls experiments/dmpc/policies

@@ -1,162 +1,262 @@
-"""Soft Actor-Critic (Haarnoja et al. 2018) in JAX: twin critics, tanh-Gaussian actor, learned temperature.
+"""Soft Actor-Critic (Haarnoja et al. 2018) for a population of tasks trained in one XLA program.
 
-Used only to train behaviour policies for the datasets. `SACAgent.update` is one jit-compiled gradient step on
-a (B, ...) batch; `act` is jit-compiled too. Parameters are plain pytrees, saved with `policy_state`.
+Twin critics with Polyak-averaged targets, a tanh-Gaussian actor, a learned temperature alpha with target
+entropy -|A| (per member), Adam for all three. The population is M members (one task and seed each); every
+member's observations and actions are zero-padded to the widest member's (D, A) and its networks are the
+unpadded networks embedded in padded weights:
+
+    padded inputs are always 0          -> their first-layer weights get zero gradients and stay 0 (Adam: m=v=0)
+    padded actor outputs are masked     -> mean = 0, log-std = 0, no log-prob, action 0 on padded dimensions
+
+so a member trains exactly as it would alone (up to float summation order), and all members share one
+`jax.vmap`-ed update. `train` runs n updates of every member in one `lax.scan`, minibatches gathered on the device
+from a device-resident replay buffer (M, capacity, W) of packed transitions, all random numbers of the n updates
+drawn before the loop: one dispatch does n x M gradient steps with few kernels per step (GPU: latency-bound).
+The twin critics' parameters are stacked on a leading axis of 2 (one batched matmul for both).
+
+Determinism: the update has no non-deterministic op (minibatches are gathers and no gradient flows into the
+buffer, so there is no scatter-add), so the same inputs give the same bits, in this process or another, on the
+CPU. On a GPU, XLA's autotuner times GEMM algorithms when it compiles and may pick others in another process
+(another chunk of a resumed run); `XLA_FLAGS=--xla_gpu_autotune_level=0` (set by the GPU chunk commands,
+mk/dmpc.mk) keeps the choice fixed.
+
+Parameters are plain pytrees: `{"0": {"w": (in, out), "b": (out,)}, "1": ...}` per MLP; the actor's last layer
+has 2A outputs (mean, log-std). `actor_layers` returns each member's unpadded float32 actor for the NumPy
+forward pass that acts in the envs (data/policy.py computes the same function in float64).
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
-from dmpc.models.mlp import MLP
+from dmpc.data.policy import LOG_STD_MAX, LOG_STD_MIN
 
-LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
+HIGHEST = jax.lax.Precision.HIGHEST
 
 
 @dataclass(frozen=True)
 class SACConfig:
-    hidden: tuple[int, ...] = (128, 128)
+    hidden: tuple[int, ...] = (256, 256)
     lr: float = 3e-4
     gamma: float = 0.99
     tau: float = 0.005
-    batch_size: int = 128
-    init_temperature: float = 0.1
+    batch_size: int = 256
+    init_temperature: float = 1.0
 
 
-class Actor(nn.Module):
-    hidden: tuple[int, ...]
-    act_dim: int
-
-    @nn.compact
-    def __call__(self, obs):
-        out = MLP(self.hidden, 2 * self.act_dim, activation="relu")(obs)
-        mean, log_std = jnp.split(out, 2, axis=-1)
-        return mean, jnp.clip(log_std, LOG_STD_MIN, LOG_STD_MAX)
-
-
-class TwinCritic(nn.Module):
-    hidden: tuple[int, ...]
-
-    @nn.compact
-    def __call__(self, obs, act):
-        x = jnp.concatenate([obs, act], axis=-1)
-        q1 = MLP(self.hidden, 1, activation="relu")(x)[..., 0]
-        q2 = MLP(self.hidden, 1, activation="relu")(x)[..., 0]
-        return q1, q2
+def mlp(params: dict, x: jnp.ndarray) -> jnp.ndarray:
+    """ReLU MLP (..., in) -> (..., out); float32 matmuls at full precision (no TF32)."""
+    n = len(params)
+    for i in range(n):
+        x = jnp.dot(x, params[str(i)]["w"], precision=HIGHEST) + params[str(i)]["b"]
+        if i < n - 1:
+            x = jax.nn.relu(x)
+    return x
 
 
-def sample_tanh_gaussian(mean, log_std, key):
-    """(action in (-1, 1), log-probability) of a tanh-squashed Gaussian sample."""
-    std = jnp.exp(log_std)
-    u = mean + std * jax.random.normal(key, mean.shape)
-    logp = jnp.sum(-0.5 * ((u - mean) / std) ** 2 - log_std - 0.5 * jnp.log(2 * jnp.pi), axis=-1)
-    action = jnp.tanh(u)
-    logp -= jnp.sum(jnp.log(1.0 - action**2 + 1e-6), axis=-1)
-    return action, logp
+def actor_dist(actor: dict, obs: jnp.ndarray, act_mask: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
+    """(mean, log-std) (..., A); padded dimensions (act_mask 0) are N(0, 1) placeholders."""
+    mean, log_std = jnp.split(mlp(actor, obs), 2, axis=-1)
+    log_std = jnp.clip(log_std, LOG_STD_MIN, LOG_STD_MAX)
+    return mean * act_mask, jnp.where(act_mask > 0, log_std, 0.0)
 
 
-class SACAgent:
-    """Holds the SAC networks' definitions and jit-compiled update/act functions (state is a dict pytree)."""
+def sample_action(mean, log_std, noise, act_mask) -> tuple[jnp.ndarray, jnp.ndarray]:
+    """(tanh-Gaussian action (..., A), its log-probability (...,)) for standard-normal `noise`, counting real
+    dimensions only."""
+    u = mean + jnp.exp(log_std) * noise
+    gauss = -0.5 * noise**2 - log_std - 0.5 * jnp.log(2 * jnp.pi)
+    log_det = 2.0 * (jnp.log(2.0) - u - jax.nn.softplus(-2.0 * u))  # log(1 - tanh(u)^2), stable
+    logp = jnp.sum((gauss - log_det) * act_mask, axis=-1)
+    return jnp.tanh(u) * act_mask, logp
 
-    def __init__(self, obs_dim: int, act_dim: int, cfg: SACConfig) -> None:
-        self.cfg = cfg
-        self.obs_dim, self.act_dim = obs_dim, act_dim
-        self.actor = Actor(tuple(cfg.hidden), act_dim)
-        self.critic = TwinCritic(tuple(cfg.hidden))
+
+def twin_q(critic: dict, obs, act) -> jnp.ndarray:
+    """(2, ...) Q-values of the twin critics, whose parameters are stacked on a leading axis of 2."""
+    x = jnp.concatenate([obs, act], axis=-1)
+    return jax.vmap(mlp, in_axes=(0, None))(critic, x)[..., 0]
+
+
+def sac_update(state: dict, batch: dict, noise: tuple, act_mask, target_entropy, cfg: SACConfig,
+               opt) -> tuple[dict, dict]:
+    """One SAC gradient step of one member on a (B, ...) batch; `noise`: two (B, A) standard-normal draws."""
+    noise_next, noise_pi = noise
+    alpha = jnp.exp(state["log_alpha"])
+    next_a, next_logp = sample_action(*actor_dist(state["actor"], batch["next_observations"], act_mask),
+                                      noise_next, act_mask)
+    soft_v = jnp.min(twin_q(state["target"], batch["next_observations"], next_a), axis=0) - alpha * next_logp
+    target = jax.lax.stop_gradient(batch["rewards"] + cfg.gamma * (1.0 - batch["terminals"]) * soft_v)
+
+    def critic_loss(p):
+        return 0.5 * jnp.sum(jnp.mean((twin_q(p, batch["observations"], batch["actions"]) - target) ** 2, axis=-1))
+
+    c_loss, c_grad = jax.value_and_grad(critic_loss)(state["critic"])
+    c_upd, opt_critic = opt.update(c_grad, state["opt_critic"])
+    critic = optax.apply_updates(state["critic"], c_upd)
+
+    def actor_loss(p):
+        a, logp = sample_action(*actor_dist(p, batch["observations"], act_mask), noise_pi, act_mask)
+        return jnp.mean(alpha * logp - jnp.min(twin_q(critic, batch["observations"], a), axis=0)), logp
+
+    (a_loss, logp), a_grad = jax.value_and_grad(actor_loss, has_aux=True)(state["actor"])
+    a_upd, opt_actor = opt.update(a_grad, state["opt_actor"])
+    actor = optax.apply_updates(state["actor"], a_upd)
+
+    entropy_gap = jax.lax.stop_gradient(logp + target_entropy)
+    al_grad = jax.grad(lambda la: -jnp.mean(la * entropy_gap))(state["log_alpha"])
+    al_upd, opt_alpha = opt.update(al_grad, state["opt_alpha"])
+    log_alpha = optax.apply_updates(state["log_alpha"], al_upd)
+
+    new = {"actor": actor, "critic": critic, "target": optax.incremental_update(critic, state["target"], cfg.tau),
+           "log_alpha": log_alpha, "opt_actor": opt_actor, "opt_critic": opt_critic, "opt_alpha": opt_alpha}
+    return new, {"critic_loss": c_loss, "actor_loss": a_loss, "alpha": alpha, "entropy": -jnp.mean(logp)}
+
+
+@functools.lru_cache(maxsize=8)
+def population(obs_dims: tuple[int, ...], act_dims: tuple[int, ...], cfg: SACConfig) -> SACPopulation:
+    """The (cached: compiled once per process) population of these member dimensions and config."""
+    return SACPopulation(list(obs_dims), list(act_dims), cfg)
+
+
+class SACPopulation:
+    """M members (obs_dims[m], act_dims[m]) padded to (D, A); holds the jit-compiled population functions."""
+
+    def __init__(self, obs_dims: list[int], act_dims: list[int], cfg: SACConfig) -> None:
+        self.cfg, self.obs_dims, self.act_dims = cfg, list(obs_dims), list(act_dims)
+        self.members = len(obs_dims)
+        self.obs_pad, self.act_pad = max(obs_dims), max(act_dims)
+        self.act_mask = jnp.asarray(np.arange(self.act_pad)[None, :] < np.asarray(act_dims)[:, None], jnp.float32)
+        self.target_entropy = -jnp.asarray(act_dims, jnp.float32)
         self.opt = optax.adam(cfg.lr)
-        self.target_entropy = -float(act_dim)
-        self.update = jax.jit(self._update)
-        self.update_many = jax.jit(self._update_many)
-        self._act = jax.jit(self._act_impl, static_argnames="deterministic")
+        self._train = jax.jit(self._train_block, static_argnames="n_updates")
+        self._insert = jax.jit(self._insert_block)  # no donation: a pending `train` may still read the buffer
 
-    def init(self, key) -> dict[str, Any]:
-        k1, k2 = jax.random.split(key)
-        obs = jnp.zeros((1, self.obs_dim))
-        act = jnp.zeros((1, self.act_dim))
-        actor = self.actor.init(k1, obs)
-        critic = self.critic.init(k2, obs, act)
-        log_alpha = jnp.log(jnp.asarray(self.cfg.init_temperature))
-        return {"actor": actor, "critic": critic, "target": critic, "log_alpha": log_alpha,
-                "opt_actor": self.opt.init(actor), "opt_critic": self.opt.init(critic),
-                "opt_alpha": self.opt.init(log_alpha)}
+    # --- state -------------------------------------------------------------------------------------------
+    def init(self, seed: int) -> dict[str, Any]:
+        """Stacked (M, ...) state on the device; member m's networks drawn from `default_rng([seed, m])`."""
+        states = [self._init_member(np.random.default_rng([seed, m]), m) for m in range(self.members)]
+        return jax.device_put(jax.tree.map(lambda *xs: np.stack(xs), *states))
 
-    def act(self, actor_params, obs: np.ndarray, key, deterministic: bool = False) -> np.ndarray:
-        """Action(s) for obs (obs_dim,) or (B, obs_dim)."""
-        return np.asarray(self._act(actor_params, jnp.asarray(obs, jnp.float32), key, deterministic=deterministic))
+    def empty_buffer(self, capacity: int) -> jnp.ndarray:
+        """The replay buffer (M, capacity, W) float32, each row a transition packed as
+        [obs (D), action (A), reward, terminal, next obs (D)]."""
+        return jax.device_put(np.zeros((self.members, capacity, 2 * self.obs_pad + self.act_pad + 2), np.float32))
 
-    def _act_impl(self, actor_params, obs, key, deterministic: bool):
-        mean, log_std = self.actor.apply(actor_params, obs)
-        if deterministic:
-            return jnp.tanh(mean)
-        return sample_tanh_gaussian(mean, log_std, key)[0]
+    def pad_block(self, blocks: list[dict[str, np.ndarray]]) -> np.ndarray:
+        """Members' transitions (K, obs_dim/act_dim ...) -> one packed, padded (M, K, W) float32 block."""
+        d, a = self.obs_pad, self.act_pad
+        rows = []
+        for block in blocks:
+            obs, act = np.asarray(block["observations"], np.float32), np.asarray(block["actions"], np.float32)
+            nxt = np.asarray(block["next_observations"], np.float32)
+            rows.append(np.concatenate([
+                np.pad(obs, ((0, 0), (0, d - obs.shape[1]))), np.pad(act, ((0, 0), (0, a - act.shape[1]))),
+                np.asarray(block["rewards"], np.float32)[:, None], np.asarray(block["terminals"], np.float32)[:, None],
+                np.pad(nxt, ((0, 0), (0, d - nxt.shape[1])))], axis=1))
+        return np.stack(rows)
 
-    def _update_many(self, state, batches, key):
-        """K sequential updates on stacked batches (K, B, ...) in one compiled call (few dispatches on CPU)."""
-        keys = jax.random.split(key, batches["rewards"].shape[0])
+    def unpack(self, rows: jnp.ndarray) -> dict[str, jnp.ndarray]:
+        """Packed transitions (..., W) -> the batch dict of `sac_update`."""
+        d, a = self.obs_pad, self.act_pad
+        return {"observations": rows[..., :d], "actions": rows[..., d:d + a], "rewards": rows[..., d + a],
+                "terminals": rows[..., d + a + 1], "next_observations": rows[..., d + a + 2:]}
 
-        def body(carry, inputs):
-            batch, k = inputs
-            carry, metrics = self._update(carry, batch, k)
-            return carry, metrics
+    def insert(self, buffer: jnp.ndarray, block: np.ndarray, start: int) -> jnp.ndarray:
+        """The buffer with `block` (M, K, W) written at rows [start, start + K)."""
+        return self._insert(buffer, jnp.asarray(block), jnp.int32(start))
 
-        state, metrics = jax.lax.scan(body, state, (batches, keys))
-        return state, jax.tree_util.tree_map(lambda m: m[-1], metrics)
+    def train(self, state: dict, buffer: dict, n_valid: int, key, n_updates: int) -> tuple[dict, dict]:
+        """`n_updates` SAC steps of every member on minibatches from buffer[:, :n_valid]; dispatches, returns
+        without waiting (JAX async dispatch)."""
+        return self._train(state, buffer, jnp.int32(n_valid), key, n_updates=n_updates)
 
-    def _update(self, state, batch, key):
-        cfg = self.cfg
-        k1, k2 = jax.random.split(key)
-        alpha = jnp.exp(state["log_alpha"])
+    def actor_layers(self, state: dict) -> list[list[tuple[np.ndarray, np.ndarray]]]:
+        """Each member's unpadded float32 actor [(W, b), ...] (waits for the state to be computed)."""
+        actor = jax.device_get(state["actor"])
+        out = []
+        for m in range(self.members):
+            n = len(actor)
+            layers = [(np.asarray(actor[str(i)]["w"][m]), np.asarray(actor[str(i)]["b"][m])) for i in range(n)]
+            out.append(unpad_actor(layers, self.obs_dims[m], self.act_dims[m], self.act_pad))
+        return out
 
-        mean, log_std = self.actor.apply(state["actor"], batch["next_observations"])
-        next_a, next_logp = sample_tanh_gaussian(mean, log_std, k1)
-        tq1, tq2 = self.critic.apply(state["target"], batch["next_observations"], next_a)
-        not_done = 1.0 - batch["terminals"]
-        target = batch["rewards"] + cfg.gamma * not_done * (jnp.minimum(tq1, tq2) - alpha * next_logp)
-        target = jax.lax.stop_gradient(target)
+    # --- compiled bodies ---------------------------------------------------------------------------------
+    def _train_block(self, state, buffer, n_valid, key, n_updates: int):
+        m, b, a = self.members, self.cfg.batch_size, self.act_pad
+        k_idx, k_next, k_pi = jax.random.split(key, 3)
+        # every random number of the block in three draws, outside the loop (fewer kernels per update)
+        xs = (jax.random.randint(k_idx, (n_updates, m, b), 0, n_valid),
+              jax.random.normal(k_next, (n_updates, m, b, a)), jax.random.normal(k_pi, (n_updates, m, b, a)))
+        update = functools.partial(sac_update, cfg=self.cfg, opt=self.opt)
 
-        def critic_loss(p):
-            q1, q2 = self.critic.apply(p, batch["observations"], batch["actions"])
-            return jnp.mean((q1 - target) ** 2 + (q2 - target) ** 2)
+        def member_step(st, buf, idx, noise_next, noise_pi, mask, target_entropy):
+            return update(st, self.unpack(buf[idx]), (noise_next, noise_pi), mask, target_entropy)
 
-        c_loss, c_grad = jax.value_and_grad(critic_loss)(state["critic"])
-        c_upd, opt_critic = self.opt.update(c_grad, state["opt_critic"])
-        critic = optax.apply_updates(state["critic"], c_upd)
+        def body(st, x):
+            return jax.vmap(member_step)(st, buffer, *x, self.act_mask, self.target_entropy)
 
-        def actor_loss(p):
-            m, ls = self.actor.apply(p, batch["observations"])
-            a, logp = sample_tanh_gaussian(m, ls, k2)
-            q1, q2 = self.critic.apply(critic, batch["observations"], a)
-            return jnp.mean(alpha * logp - jnp.minimum(q1, q2)), logp
+        state, metrics = jax.lax.scan(body, state, xs)
+        return state, jax.tree.map(lambda x: x[-1], metrics)
 
-        (a_loss, logp), a_grad = jax.value_and_grad(actor_loss, has_aux=True)(state["actor"])
-        a_upd, opt_actor = self.opt.update(a_grad, state["opt_actor"])
-        actor = optax.apply_updates(state["actor"], a_upd)
+    @staticmethod
+    def _insert_block(buffer, block, start):
+        return jax.lax.dynamic_update_slice_in_dim(buffer, block, start, axis=1)
 
-        def alpha_loss(log_alpha):
-            return -jnp.mean(log_alpha * jax.lax.stop_gradient(logp + self.target_entropy))
+    def _init_member(self, rng: np.random.Generator, m: int) -> dict[str, Any]:
+        """Member m's state as NumPy arrays (Adam moments zero, temperature `init_temperature`)."""
+        hidden = tuple(self.cfg.hidden)
+        d, a, D, A = self.obs_dims[m], self.act_dims[m], self.obs_pad, self.act_pad
+        actor = _init_mlp(rng, [d, *hidden, 2 * a], [D, *hidden, 2 * A], out_split=(a, A))
+        twins = [_init_mlp(rng, [d + a, *hidden, 1], [D + A, *hidden, 1], in_split=(d, D, a)) for _ in range(2)]
+        critic = jax.tree.map(lambda *xs: np.stack(xs), *twins)
+        log_alpha = np.log(np.float32(self.cfg.init_temperature))
 
-        al_loss, al_grad = jax.value_and_grad(alpha_loss)(state["log_alpha"])
-        al_upd, opt_alpha = self.opt.update(al_grad, state["opt_alpha"])
-        log_alpha = optax.apply_updates(state["log_alpha"], al_upd)
+        def zeros_like_opt_state(params):
+            shapes = jax.eval_shape(self.opt.init, params)
+            return jax.tree.map(lambda x: np.zeros(x.shape, x.dtype), shapes)
 
-        target_params = optax.incremental_update(critic, state["target"], cfg.tau)
-        new_state = {"actor": actor, "critic": critic, "target": target_params, "log_alpha": log_alpha,
-                     "opt_actor": opt_actor, "opt_critic": opt_critic, "opt_alpha": opt_alpha}
-        return new_state, {"critic_loss": c_loss, "actor_loss": a_loss, "alpha": alpha}
+        return {"actor": actor, "critic": critic, "target": jax.tree.map(np.copy, critic), "log_alpha": log_alpha,
+                "opt_actor": zeros_like_opt_state(actor), "opt_critic": zeros_like_opt_state(critic),
+                "opt_alpha": zeros_like_opt_state(log_alpha)}
 
 
-@partial(jax.jit, static_argnames=("hidden", "act_dim", "deterministic"))
-def policy_action(actor_params, obs, key, hidden: tuple[int, ...], act_dim: int, deterministic: bool = False):
-    """Stateless action function for a saved actor (used when replaying a behaviour-policy checkpoint)."""
-    mean, log_std = Actor(hidden, act_dim).apply(actor_params, obs)
-    if deterministic:
-        return jnp.tanh(mean)
-    return sample_tanh_gaussian(mean, log_std, key)[0]
+def unpad_actor(layers, obs_dim: int, act_dim: int, act_pad: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """A padded actor's layers cut to (obs_dim inputs, 2 * act_dim outputs: mean, log-std)."""
+    out = [(w, b) for w, b in layers]
+    out[0] = (out[0][0][:obs_dim], out[0][1])
+    cols = np.r_[0:act_dim, act_pad:act_pad + act_dim]
+    out[-1] = (out[-1][0][:, cols], out[-1][1][cols])
+    return [(np.ascontiguousarray(w, np.float32), np.ascontiguousarray(b, np.float32)) for w, b in out]
+
+
+def _init_mlp(rng: np.random.Generator, sizes: list[int], padded: list[int], in_split=None, out_split=None) -> dict:
+    """PyTorch-default init U(+-1/sqrt(fan_in)) of the unpadded MLP `sizes`, embedded in zeros of shape `padded`.
+
+    in_split (d, D, a): the input is [obs (d of D), act (a of A)]; out_split (a, A): the output is
+    [mean (a of A), log-std (a of A)]."""
+    params = {}
+    for i in range(len(sizes) - 1):
+        fan_in, fan_out = sizes[i], sizes[i + 1]
+        bound = 1.0 / np.sqrt(fan_in)
+        w = rng.uniform(-bound, bound, (fan_in, fan_out)).astype(np.float32)
+        b = rng.uniform(-bound, bound, fan_out).astype(np.float32)
+        rows, cols = np.arange(fan_in), np.arange(fan_out)
+        if i == 0 and in_split is not None:
+            d, D, a = in_split
+            rows = np.r_[0:d, D:D + a]
+        if i == len(sizes) - 2 and out_split is not None:
+            a, A = out_split
+            cols = np.r_[0:a, A:A + a]
+        wp = np.zeros((padded[i], padded[i + 1]), np.float32)
+        bp = np.zeros((padded[i + 1],), np.float32)
+        wp[np.ix_(rows, cols)] = w
+        bp[cols] = b
+        params[str(i)] = {"w": wp, "b": bp}
+    return params

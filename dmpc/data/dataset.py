@@ -42,6 +42,16 @@ def episode_returns(data: dict[str, np.ndarray]) -> np.ndarray:
     return csum[ends + 1] - csum[starts]
 
 
+def complete_episode_returns(data: dict[str, np.ndarray], max_episode_steps: int) -> np.ndarray:
+    """Returns of the episodes that ended on their own (terminal) or at the env's time limit, i.e. all but a
+    last episode cut short by the dataset's size (which is marked a timeout before `max_episode_steps`)."""
+    returns = episode_returns(data)
+    ends = np.flatnonzero(data["terminals"] | data["timeouts"])
+    last_length = ends[-1] - (ends[-2] if len(ends) > 1 else -1)
+    cut = not data["terminals"][-1] and last_length < max_episode_steps
+    return returns[:-1] if cut and len(returns) > 1 else returns
+
+
 def save_dataset(directory: str | Path, task: str, kind: str, data: dict[str, np.ndarray],
                  manifest: dict[str, Any]) -> Path:
     """Write `<task>-<kind>.npz` + manifest atomically; returns the npz path."""

@@ -5,9 +5,9 @@ import re
 import pytest
 
 from common.config import ConfigError, compose
-from dmpc.config import CollectConfig, EvaluateConfig, TrainConfig
+from dmpc.config import BenchConfig, CollectConfig, EvaluateConfig, TrainConfig
 
-ENTRIES = {"collect": CollectConfig, "train": TrainConfig, "evaluate": EvaluateConfig}
+ENTRIES = {"collect": CollectConfig, "train": TrainConfig, "evaluate": EvaluateConfig, "bench": BenchConfig}
 
 
 @pytest.mark.parametrize("entry", sorted(ENTRIES))
@@ -26,9 +26,22 @@ def test_experiment_configs_compose():
     assert ankle.env == "walker2d_broken_ankle" and ankle.extra_model_dirs == {"finetuned": "/x"}
 
 
+def test_data_factory_composes_into_sub_ten_minute_chunks():
+    cfg = compose("dmpc", "collect", CollectConfig, ["logger=jsonl", "experiment=data_factory", "mode=train"])
+    assert cfg.scale == "gpu" and cfg.run_tasks == ["hopper", "walker2d", "halfcheetah"]
+    assert 0 < cfg.time_budget_s <= 450 and cfg.sizes.sac_steps == 1_000_000 and cfg.sizes.eval_episodes >= 10
+    assert cfg.sizes.n_transitions == 1_000_000 and cfg.sizes.max_episode_steps == 1000
+    assert cfg.export_policies.format(task="hopper") == "experiments/dmpc/policies/hopper_gpu"
+    assert cfg.sac_run_dir().name == "sac_gpu_hopper-walker2d-halfcheetah_s0"
+
+
 @pytest.mark.parametrize("entry, override, key", [
     ("collect", "task=ant", "task"),
     ("collect", "scale=tpu", "scale"),
+    ("collect", "scales.cpu.block=7", "scales.cpu.sac_steps"),
+    ("collect", "tasks=[hopper,hopper]", "tasks"),
+    ("collect", "tasks=[walker2d_jump]", "tasks[]"),
+    ("bench", "tasks=[ant]", "tasks[]"),
     ("train", "scales.cpu.proposal.sample_steps=1000", "scales.cpu.proposal.sample_steps"),
     ("train", "scales.cpu.dynamics.denoiser=unet3d", "scales.cpu.dynamics.denoiser"),
     ("train", "gamma=1.5", "gamma"),

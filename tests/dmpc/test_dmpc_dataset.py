@@ -5,8 +5,16 @@ import json
 import numpy as np
 import pytest
 
-from dmpc.data.behaviour import rollout, uniform_policy_fn
-from dmpc.data.dataset import D4RL_KEYS, DatasetError, episode_returns, load_dataset, save_dataset, windows
+from dmpc.data.dataset import (
+    D4RL_KEYS,
+    DatasetError,
+    complete_episode_returns,
+    episode_returns,
+    load_dataset,
+    save_dataset,
+    windows,
+)
+from dmpc.data.rollouts import PolicySpec, collect_transitions
 
 
 def _toy(lengths=(4, 6), terminal_last=(True, False)):
@@ -53,14 +61,23 @@ def test_windows_stay_inside_episodes_and_value_targets():
 
 
 def test_random_rollout_has_d4rl_keys_and_consistent_transitions():
-    data = rollout("hopper", uniform_policy_fn(3), 200, seed=0)
+    data = collect_transitions("hopper", PolicySpec("uniform", 3), 200, seed=0, stream=1)
     assert set(D4RL_KEYS) <= set(data) and data["observations"].shape == (200, 11)
+    assert data["observations"].dtype == np.float32 and data["terminals"].dtype == bool
     ends = data["terminals"] | data["timeouts"]
-    assert ends[-1]
+    assert ends[-1] and not (data["terminals"] & data["timeouts"]).any()
     same_episode = ~ends[:-1]
     np.testing.assert_array_equal(data["next_observations"][:-1][same_episode],
                                   data["observations"][1:][same_episode])
     assert json.dumps({"n": int(ends.sum())})
+
+
+def test_timeouts_are_time_limits_and_cut_episodes_are_not_levels():
+    data = collect_transitions("halfcheetah", PolicySpec("uniform", 6), 250, seed=0, stream=1, max_episode_steps=100)
+    # halfcheetah never terminates: episodes end at the 100-step time limit (timeouts), the last one is cut at 250
+    assert not data["terminals"].any()
+    np.testing.assert_array_equal(np.flatnonzero(data["timeouts"]), [99, 199, 249])
+    assert len(episode_returns(data)) == 3 and len(complete_episode_returns(data, 100)) == 2
 
 
 def test_missing_behaviour_policies_give_a_clear_error(tmp_path):
