@@ -28,8 +28,8 @@ from common.checkpoint import (
 )
 from common.run_config import IGNORED, check_resume, record_run_config
 
-# how often it logs and checkpoints, where its checkpoints live, which device runs it
-TRAIN_RESUME_IGNORED = (*IGNORED, "ckpt_every", "keep_last", "log_every", "ckpt_dir", "device")
+# how often it logs and checkpoints, where its checkpoints live, which device runs it, where this launch stops
+TRAIN_RESUME_IGNORED = (*IGNORED, "ckpt_every", "keep_last", "log_every", "ckpt_dir", "device", "max_wall_s")
 
 
 def save_state(directory: str | Path, step: int, modules: dict[str, torch.nn.Module],

@@ -1,4 +1,4 @@
-"""Loss terms as pure functions: LeJEPA invariance, LeWM prediction, and the PLDM-style VICReg family.
+"""Loss terms as pure functions: LeJEPA invariance, LeWM prediction, and the PLDM objective (VCReg family).
 
 Shapes: z (B, T, D) latents of consecutive frames, pred (B, T-1, D) predictions of z[:, 1:].
 """
@@ -20,38 +20,41 @@ def prediction_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return (pred - target).square().mean()
 
 
-def variance_loss(x: torch.Tensor, eps: float = 1e-4) -> torch.Tensor:
-    """VICReg variance hinge: mean over dims of relu(1 - std), x (N, D)."""
-    std = torch.sqrt(x.var(dim=0) + eps)
+def std_loss(z: torch.Tensor, eps: float = 1e-4) -> torch.Tensor:
+    """VCReg variance hinge over the middle axis: z (A, N, D) -> mean over A and D of relu(1 - std_N)."""
+    std = torch.sqrt(z.var(dim=1) + eps)
     return F.relu(1.0 - std).mean()
 
 
-def covariance_loss(x: torch.Tensor) -> torch.Tensor:
-    """VICReg covariance: sum of squared off-diagonal covariances / D, x (N, D)."""
-    n, d = x.shape
-    x = x - x.mean(0)
-    cov = (x.T @ x) / max(n - 1, 1)
-    off = cov - torch.diag(torch.diagonal(cov))
-    return off.square().sum() / d
+def cov_loss(z: torch.Tensor) -> torch.Tensor:
+    """VCReg covariance over the middle axis: z (A, N, D) (already centred) -> mean over A of the sum of squared
+    off-diagonal entries of the (D, D) covariance, divided by D^2 - D (stable-worldmodel wm/loss.py VCReg)."""
+    a, n, d = z.shape
+    cov = torch.einsum("ani,anj->aij", z, z) / max(n - 1, 1)
+    diag = torch.diagonal(cov, dim1=-2, dim2=-1).square().sum(-1)
+    return ((cov.square().sum((-1, -2)) - diag) / (d * d - d)).mean()
 
 
-def pldm_loss(z: torch.Tensor, pred: torch.Tensor, actions: torch.Tensor, inverse_dynamics: torch.nn.Module,
-              coeffs: dict[str, float]) -> dict[str, torch.Tensor]:
-    """PLDM-style multi-term objective (Sobal et al. 2025): prediction + variance + covariance over the batch,
-    temporal variance + temporal covariance over time, temporal smoothness, inverse dynamics. Returns each term
-    and their weighted sum under key 'loss'. z (B, T, D), pred (B, T-1, D), actions (B, T-1, A)."""
-    flat = z.reshape(-1, z.shape[-1])
-    per_time = z.transpose(0, 1)  # (T, B, D): statistics across time within each trajectory
+PLDM_TERMS = ("pred", "std", "std_t", "cov", "cov_t", "temp_align", "idm")
+
+
+def pldm_loss(z: torch.Tensor, pred: torch.Tensor, target: torch.Tensor, actions: torch.Tensor,
+              inverse_dynamics: torch.nn.Module, coeffs: dict[str, float]) -> dict[str, torch.Tensor]:
+    """PLDM objective (Sobal et al. 2025) as the LeWM authors run their PLDM baseline (stable-worldmodel
+    scripts/train/pldm.py `pldm_forward`, wm/loss.py `PLDMLoss`/`VCReg`): prediction MSE plus, on the latents
+    centred over the batch, variance and covariance over the batch at each time step (std, cov), over time within each
+    trajectory (std_t, cov_t), temporal alignment MSE(z_t, z_t+1) and inverse dynamics from (z_t+1, z_t).
+    z (B, T, D), pred/target (B, T-1, D), actions (B, T-1, A). Returns each term and the weighted sum 'loss'."""
+    zc = z - z.mean(0, keepdim=True)
+    per_time = zc.transpose(0, 1)  # (T, B, D)
     terms = {
-        "pred": prediction_loss(pred, z[:, 1:]),
-        "var": variance_loss(flat),
-        "cov": covariance_loss(flat),
-        "time_var": torch.stack([variance_loss(z[b]) for b in range(z.shape[0])]).mean() if z.shape[1] > 1
-        else flat.new_zeros(()),
-        "time_cov": torch.stack([covariance_loss(per_time[:, b]) for b in range(z.shape[0])]).mean()
-        if z.shape[1] > 1 else flat.new_zeros(()),
-        "smooth": (z[:, 1:] - z[:, :-1]).square().mean(),
-        "idm": F.mse_loss(inverse_dynamics(torch.cat([z[:, :-1], z[:, 1:]], dim=-1)), actions),
+        "pred": prediction_loss(pred, target),
+        "std": std_loss(per_time),
+        "std_t": std_loss(zc),
+        "cov": cov_loss(per_time),
+        "cov_t": cov_loss(zc),
+        "temp_align": F.mse_loss(z[:, :-1], z[:, 1:]),
+        "idm": F.mse_loss(inverse_dynamics(torch.cat([z[:, 1:], z[:, :-1]], dim=-1)), actions),
     }
     terms["loss"] = sum(coeffs.get(name, 0.0) * value for name, value in terms.items())
     return terms

@@ -1,9 +1,12 @@
 """Figures from results JSON only: `python -m lejepa.plot [--scale cpu]` -> experiments/lejepa/figures/*.png.
 
-- pretrain_collapse: probe accuracy and effective rank of LeJEPA embeddings, SIGReg vs lambda = 0.
-- planning: latent-CEM success rate per world model, with the paper's Two-Room number.
-- surprise: prediction error around an injected event (teleport, colour change) vs normal episodes + AUROC.
-- probing: R^2 of linear probes from latents to the agent's position.
+- pretrain_collapse: probe accuracy and embedding std of LeJEPA embeddings, SIGReg vs lambda = 0.
+- planning: success per env and world model (error bars over seeds, the paper's LeWM dashed) and time per plan
+  (worldmodel_<scale>.json, written by `python -m lejepa.summarize`).
+- surprise: LeWM's surprise trace of one episode per env with the event marked (teleport, colour change), AUROC.
+- collapse: latent std, unit-variance rank, standardized effective rank, SIGReg and probe R^2 during training for
+  each lambda of the sweep.
+- probing: mean held-out R^2 of linear probes latents -> physical state, per env and model.
 """
 
 from __future__ import annotations
@@ -14,9 +17,6 @@ from pathlib import Path
 from common.paths import experiments_dir
 from common.plotting import PALETTE, PAPER_STYLE, new_figure, save_figure
 from common.results import read_result
-
-MODELS = (("lewm", "LeWM (SIGReg)"), ("lewm_lambda0", "LeWM lambda=0"), ("pldm", "PLDM (VICReg)"),
-          ("pixel", "pixel recon."))
 
 
 def _load(results: Path, name: str) -> tuple[dict | None, Path]:
@@ -54,82 +54,129 @@ def plot_pretrain(results: Path, figures: Path, scale: str) -> Path | None:
                        caption="SIGReg alone prevents collapse; with lambda=0 the embeddings shrink to a point and the probe drops")
 
 
+MODELS = (("lewm", "LeWM"), ("pldm", "PLDM"), ("pixel", "pixel recon."), ("lambda0", "lambda=0"),
+          ("patch_wm", "patch-token WM"))
+ENVS = (("two_room", "Two-Room"), ("push_t", "Push-T"), ("reacher", "Reacher"), ("cube", "Cube"))
+DIAGNOSTICS = (("latent_std", "latent std (target 1)", True), ("unit_variance_rank", "unit-variance rank", False),
+               ("standardized_effective_rank", "eff. rank, standardized", False), ("sigreg", "SIGReg", True),
+               ("probe_r2_mean", "probe R^2 (mean)", False))
+
+
 def plot_planning(results: Path, figures: Path, scale: str) -> Path | None:
-    runs = [(label, *_load(results, f"plan_{key}_{scale}")) for key, label in MODELS]
-    runs = [r for r in runs if r[1] is not None]
-    if not runs:
+    """Success bars (env x model, error bars over seeds, the paper's LeWM number dashed) and time per plan."""
+    summary, path = _load(results, f"worldmodel_{scale}")
+    if summary is None:
         return None
-    fig, ax = new_figure(width=5.0)
-    ax.bar([r[0] for r in runs], [r[1]["metrics"]["success_rate"] for r in runs], color=PALETTE[: len(runs)])
-    paper = runs[0][1]["paper"].get("success_rate")
-    if paper is not None:
-        ax.axhline(paper, **PAPER_STYLE, label=f"paper LeWM ({paper:.2f}, full scale)")
-        ax.legend()
-    ax.set_ylim(0, 1)
-    ax.set_ylabel("success rate")
-    ax.set_title(f"Two-Room latent CEM planning ({scale} scale)")
-    ax.tick_params(axis="x", rotation=15)
-    return save_figure(fig, figures / "planning.png", [str(r[2]) for r in runs])
+    m, paper = summary["metrics"], summary["paper"].get("success", {})
+    envs = [(e, label) for e, label in ENVS if any(f"success_{e}_{k}" in m for k, _ in MODELS)]
+    if not envs:
+        return None
+    fig, axes = new_figure(ncols=2, width=5.2)
+    axes = axes.ravel()
+    width = 0.8 / len(MODELS)
+    for i, (key, label) in enumerate(MODELS):
+        xs = [k + (i - (len(MODELS) - 1) / 2) * width for k in range(len(envs))]
+        axes[0].bar(xs, [m.get(f"success_{e}_{key}", 0.0) for e, _ in envs], width,
+                    yerr=[m.get(f"success_{e}_{key}_std", 0.0) for e, _ in envs], label=label, color=PALETTE[i])
+        axes[1].bar(xs, [m.get(f"plan_time_s_{e}_{key}", 0.0) for e, _ in envs], width, label=label,
+                    color=PALETTE[i])
+    for k, (e, _) in enumerate(envs):
+        if e in paper:
+            axes[0].plot([k - 0.45, k + 0.45], [paper[e]] * 2, **PAPER_STYLE)
+    axes[0].set_xticks(range(len(envs)), [label for _, label in envs])
+    axes[0].set_ylim(0, 1.05)
+    axes[0].set_ylabel("success rate (dashed: paper LeWM)")
+    axes[0].set_title(f"latent CEM planning ({scale} scale)")
+    axes[0].legend(fontsize=8)
+    axes[1].set_xticks(range(len(envs)), [label for _, label in envs])
+    axes[1].set_yscale("log")
+    axes[1].set_ylabel("s per problem per planning call")
+    axes[1].set_title("time per plan (same CEM budget)")
+    return save_figure(fig, figures / "planning.png", [str(path)])
 
 
 def plot_surprise(results: Path, figures: Path, scale: str) -> Path | None:
-    runs = [(label, *_load(results, f"surprise_{key}_{scale}")) for key, label in MODELS]
-    runs = [r for r in runs if r[1] is not None]
+    """Per env: LeWM's prediction-error trace of one episode with the event marked, for teleport and colour change,
+    with the same episode without the event; the AUROC in the title."""
+    runs = [(e, label, *_load(results, f"surprise_{e}_lewm_s0_{scale}")) for e, label in ENVS]
+    runs = [r for r in runs if r[2] is not None]
     if not runs:
         return None
-    fig, axes = new_figure(ncols=3)
-    axes = axes.ravel()
-    main = runs[0][1]["metrics"]
-    for ax, event in zip(axes[:2], ("teleport", "color"), strict=True):
-        curve, normal = main.get(f"curve_{event}", []), main.get(f"curve_normal_{event}", [])
-        offsets = list(range(-(len(curve) // 2), len(curve) - len(curve) // 2))
-        ax.plot(offsets, curve, color=PALETTE[1], marker="o", label=event)
-        ax.plot(offsets, normal, color=PALETTE[0], marker="o", label="normal")
-        ax.axvline(0, **PAPER_STYLE)
-        ax.set_xlabel("step relative to event")
-        ax.set_title(f"{runs[0][0]}: surprise, {event}")
-        ax.legend()
-    width = 0.38
-    for i, event in enumerate(("teleport", "color")):
-        xs = [k + (i - 0.5) * width for k in range(len(runs))]
-        axes[2].bar(xs, [r[1]["metrics"].get(f"auroc_{event}", 0) for r in runs], width, label=event,
-                    color=PALETTE[i + 1])
-    axes[2].set_xticks(range(len(runs)), [r[0] for r in runs], rotation=15)
-    axes[2].axhline(0.5, **PAPER_STYLE, label="chance")
-    axes[2].set_ylim(0, 1.05)
-    axes[2].set_title("event detection AUROC")
-    axes[2].legend()
-    return save_figure(fig, figures / "surprise.png", [str(r[2]) for r in runs])
+    fig, axes = new_figure(ncols=len(runs), nrows=2, width=3.6, height=2.6)
+    for col, (_, label, rec, _) in enumerate(runs):
+        met = rec["metrics"]
+        for row, event in enumerate(("teleport", "color")):
+            ax = axes[row][col]
+            ax.plot(met[f"trace_normal_{event}"], color=PALETTE[0], marker="o", label="no event")
+            ax.plot(met[f"trace_{event}"], color=PALETTE[1], marker="o", label=event)
+            ax.axvline(met[f"trace_event_step_{event}"], **PAPER_STYLE)
+            ax.set_title(f"{label}: {event} (AUROC {met[f'auroc_{event}']:.2f})", fontsize=9)
+            ax.set_xlabel("model step (dashed: event)")
+            if col == 0:
+                ax.set_ylabel("surprise")
+            ax.legend(fontsize=7)
+    fig.tight_layout()
+    return save_figure(fig, figures / "surprise.png", [str(r[3]) for r in runs])
+
+
+def plot_collapse(results: Path, figures: Path, scale: str) -> Path | None:
+    """Collapse diagnostics logged during training, one line per sigreg_lambda, for each env that has a sweep."""
+    summary, path = _load(results, f"worldmodel_{scale}")
+    if summary is None:
+        return None
+    sweeps = [(e, label, summary["metrics"][f"collapse_{e}"]) for e, label in ENVS
+              if summary["metrics"].get(f"collapse_{e}")]
+    if not sweeps:
+        return None
+    fig, axes = new_figure(ncols=len(DIAGNOSTICS), nrows=len(sweeps), width=3.0, height=2.5)
+    for row, (_, label, curves) in enumerate(sweeps):
+        for col, (key, title, log) in enumerate(DIAGNOSTICS):
+            ax = axes[row][col]
+            for i, curve in enumerate(sorted(curves.values(), key=lambda c: c["sigreg_lambda"])):
+                points = curve["points"]
+                ax.plot([p["step"] for p in points], [p[key] for p in points], color=PALETTE[i % len(PALETTE)],
+                        label=f"lambda={curve['sigreg_lambda']:g}")
+            if log:
+                ax.set_yscale("log")
+            ax.set_title(f"{label}: {title}", fontsize=9)
+            ax.set_xlabel("step")
+            if col == 0:
+                ax.legend(fontsize=7)
+    fig.tight_layout()
+    return save_figure(fig, figures / "collapse.png", [str(path)])
 
 
 def plot_probing(results: Path, figures: Path, scale: str) -> Path | None:
-    runs = [(label, *_load(results, f"surprise_{key}_{scale}")) for key, label in MODELS]
-    runs = [r for r in runs if r[1] is not None]
-    if not runs:
+    summary, path = _load(results, f"worldmodel_{scale}")
+    if summary is None:
         return None
-    fig, ax = new_figure(width=5.0)
-    names = list(runs[0][1]["metrics"]["probe_r2"])
-    width = 0.8 / len(names)
-    for i, name in enumerate(names):
-        xs = [k + (i - (len(names) - 1) / 2) * width for k in range(len(runs))]
-        ax.bar(xs, [max(r[1]["metrics"]["probe_r2"][name], -0.05) for r in runs], width, label=name,
+    m = summary["metrics"]
+    envs = [(e, label) for e, label in ENVS if any(f"probe_r2_{e}_{k}" in m for k, _ in MODELS)]
+    if not envs:
+        return None
+    fig, ax = new_figure(width=6.0)
+    width = 0.8 / len(MODELS)
+    for i, (key, label) in enumerate(MODELS):
+        xs = [k + (i - (len(MODELS) - 1) / 2) * width for k in range(len(envs))]
+        ax.bar(xs, [max(m.get(f"probe_r2_{e}_{key}", 0.0), -0.05) for e, _ in envs], width, label=label,
                color=PALETTE[i])
-    ax.set_xticks(range(len(runs)), [r[0] for r in runs], rotation=15)
+    ax.set_xticks(range(len(envs)), [label for _, label in envs])
     ax.set_ylim(-0.05, 1.0)
-    ax.set_ylabel("held-out R^2")
+    ax.set_ylabel("held-out R^2 (mean over quantities)")
     ax.set_title(f"linear probes latents -> state ({scale} scale)")
-    ax.legend()
-    return save_figure(fig, figures / "probing.png", [str(r[2]) for r in runs])
+    ax.legend(fontsize=8)
+    return save_figure(fig, figures / "probing.png", [str(path)])
 
 
 def main(argv: list[str] | None = None) -> list[Path]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", default="cpu")
-    parser.add_argument("--only", default="", help="comma-separated subset: pretrain,planning,surprise,probing")
+    parser.add_argument("--only", default="",
+                        help="comma-separated subset: pretrain,planning,surprise,probing,collapse")
     args = parser.parse_args(argv)
     results, figures = experiments_dir("lejepa") / "results", experiments_dir("lejepa") / "figures"
     plots = {"pretrain": plot_pretrain, "planning": plot_planning, "surprise": plot_surprise,
-             "probing": plot_probing}
+             "probing": plot_probing, "collapse": plot_collapse}
     chosen = args.only.split(",") if args.only else list(plots)
     written = [p for name in chosen if (p := plots[name](results, figures, args.scale)) is not None]
     for path in written:

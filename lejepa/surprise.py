@@ -1,11 +1,16 @@
 """Probing and surprise of a trained world model: `python -m lejepa.surprise ckpt=<dir>`.
 
-Probing: ridge probes from latents to the env's physical state (Two-Room: x, y; Push-T: agent/block position and
-block angle as sin/cos; Reacher: joint angles as sin/cos, fingertip, target), fitted on training episodes and
-scored (R^2) on the held-out episodes of the dataset.
-Surprise: episodes under a random policy, half with an implausible event at a random step (the agent/object
-teleported, or its colour changed), half without. Surprise = one-step latent prediction error; an episode's
-score is its peak surprise; AUROC of event vs normal episodes per event type.
+Probing: ridge probes from latents to the env's physical quantities (`probe_names`; angles as sin/cos), fitted on
+frames of training episodes and scored (R^2) on the held-out episodes of the dataset.
+
+Surprise: `episodes` episodes of `steps` model steps (each `frameskip` env steps of the env's data policy: the
+noisy expert, or uniform random for Reacher), rolled out twice from the same seed: once as they are (the negatives)
+and once with an implausible event after the chunk of a random model step t_e in [steps/3, 2 steps/3) (the
+positives): the object is teleported (`env.teleport_state`) or its colour changes (`env.recolor`). Surprise at step
+t is the one-step prediction error of the latent of frame t + 1 from the `history` frames ending at t (the training
+history, not one frame) and their action chunks; an episode's score is its peak surprise; AUROC of positives vs
+negatives per event. Also written: the mean error around the event (offsets -4..4) for both, and one episode's full
+trace with its event step marked.
 """
 
 from __future__ import annotations
@@ -21,13 +26,14 @@ from common.device import choose_device, describe_device
 from common.logging import RunLogger
 from common.results import write_result
 from common.seed import seed_everything
-from lejepa.envs import make_env
+from lejepa.envs import make_env, make_policy
 from lejepa.envs.dataset import load_dataset
 from lejepa.evaluation import encode_frames, load_world_model
-from lejepa.probing import auroc, prediction_errors, ridge_r2
-from lejepa.train import dataset_dir
+from lejepa.probing import auroc, prediction_errors, probe_targets, ridge_r2
+from lejepa.train import chunk_actions, dataset_dir
 
 EVENTS = ("teleport", "color")
+DATA_POLICY = {"two_room": "noisy_expert", "push_t": "noisy_expert", "reacher": "random", "cube": "noisy_expert"}
 PAPER = {"note": "LeWM reports that surprise spikes at implausible events (teleport, colour change) and that "
                  "probes recover physical quantities; it gives these as figures, we compare qualitatively"}
 
@@ -41,11 +47,13 @@ class SurpriseConfig:
     seed: int = 0
     device: str = "auto"
     episodes: int = 40
-    steps: int = 20
+    steps: int = 12  # model steps per episode
+    policy: str = ""  # empty: the env's data policy
     events: list[str] = field(default_factory=lambda: list(EVENTS))
     probe_train_episodes: int = 200
+    probe_frames_per_episode: int = 8
     val_episodes: int = 40
-    result_name: str = "surprise"
+    result_name: str = ""
     write_results: bool = True
 
     def __post_init__(self) -> None:
@@ -53,7 +61,10 @@ class SurpriseConfig:
         check_range("seed", self.seed, 0)
         check_range("episodes", self.episodes, 2)
         check_range("steps", self.steps, 4)
+        if self.policy:
+            check_choice("policy", self.policy, ("random", "correlated_random", "noisy_expert"))
         check_range("probe_train_episodes", self.probe_train_episodes, 1)
+        check_range("probe_frames_per_episode", self.probe_frames_per_episode, 1)
         check_range("val_episodes", self.val_episodes, 1)
         for event in self.events:
             check_choice("events[]", event, EVENTS)
@@ -64,102 +75,93 @@ def run_surprise(cfg: SurpriseConfig) -> dict:
     seed_everything(cfg.seed)
     device = choose_device(cfg.device)
     model, extra = load_world_model(cfg.ckpt, device)
-    out: dict = {"model": extra["name"], "env": extra["env"], "train_step": extra["step"]}
-    out["probe_r2"] = probe(model, extra["env"], cfg, device)
-    env = make_env(extra["env"], model.cfg.encoder.image_size)
+    env_name, frameskip, history = extra["env"], extra.get("frameskip", 1), extra.get("history", 1)
+    out: dict = {"model": extra["name"], "objective": extra["model_config"]["objective"], "env": env_name,
+                 "train_seed": extra.get("seed"), "train_step": extra["step"], "frameskip": frameskip,
+                 "history": history}
+    val_episodes = extra.get("val_episodes", cfg.val_episodes)  # the training split's held-out tail
+    out["probe_r2"] = probe(model, env_name, cfg, val_episodes, device) if out["objective"] != "patch_wm" else {}
+    env = make_env(env_name, model.cfg.encoder.image_size)
+    policy = cfg.policy or DATA_POLICY[env_name]
+    mean, std = np.asarray(extra["action_mean"]), np.asarray(extra["action_std"])
     for event in cfg.events:
-        normal, event_scores, curves = [], [], {"normal": [], "event": []}
+        scores = {"none": [], event: []}
+        traces = {"none": [], event: []}
         for k in range(cfg.episodes):
             seed = 2 * 10**6 + cfg.seed * 10**4 + k
-            for kind, sink in (("none", normal), (event, event_scores)):
-                frames, actions, t_event = episode(env, cfg.steps, seed, kind)
-                z = encode_frames(model, frames[None], device)
-                err = prediction_errors(model.predictor, z.to(device), torch.from_numpy(actions[None]).to(device))
-                err = err[0].cpu().numpy()
-                sink.append(float(err.max()))
-                curves["normal" if kind == "none" else "event"].append((err, t_event))
-        out[f"auroc_{event}"] = auroc(np.array(event_scores), np.array(normal))
-        ev = np.array([e[t] for e, t in curves["event"]])
-        base = np.array([np.delete(e, t).mean() for e, t in curves["event"]])
+            for kind in ("none", event):
+                frames, actions, t_event = episode(env, policy, cfg.steps, frameskip, seed, kind)
+                z = encode_frames(model, frames[None], device).to(device)
+                a = torch.from_numpy(chunk_actions((actions - mean) / std, frameskip)[None]).float().to(device)
+                err = prediction_errors(model, z, a, history)[0].cpu().numpy()
+                scores[kind].append(float(err.max()))
+                traces[kind].append((err, t_event))
+        out[f"auroc_{event}"] = auroc(np.array(scores[event]), np.array(scores["none"]))
+        ev = np.array([e[t] for e, t in traces[event]])
+        base = np.array([np.delete(e, t).mean() for e, t in traces[event]])
         out[f"surprise_ratio_{event}"] = float(ev.mean() / max(base.mean(), 1e-12))
-        out[f"curve_{event}"] = _aligned_curve(curves["event"])
-        out[f"curve_normal_{event}"] = _aligned_curve(curves["normal"])
+        out[f"curve_{event}"] = aligned_curve(traces[event])
+        out[f"curve_normal_{event}"] = aligned_curve([(e, t) for (e, _), (_, t) in
+                                                      zip(traces["none"], traces[event], strict=True)])
+        out[f"trace_{event}"] = traces[event][0][0].tolist()
+        out[f"trace_normal_{event}"] = traces["none"][0][0].tolist()
+        out[f"trace_event_step_{event}"] = int(traces[event][0][1])
+        out[f"positives_{event}"] = (f"{cfg.episodes} episodes of {cfg.steps} model steps ({policy} policy) with the "
+                                     f"{event} event after a random step in [steps/3, 2 steps/3)")
+        out[f"negatives_{event}"] = f"the same {cfg.episodes} episodes (same seeds) without the event"
+    out["score"] = "an episode's peak one-step latent prediction error"
     out["wall_s"] = time.perf_counter() - start
     return out
 
 
-def probe(model, env_name: str, cfg: SurpriseConfig, device: str) -> dict:
+def probe(model, env_name: str, cfg: SurpriseConfig, val_episodes: int, device: str) -> dict:
     data = load_dataset(dataset_dir(cfg.data_dir, env_name))
-    n = len(data["frames"])
-    train_idx = np.arange(min(cfg.probe_train_episodes, n - cfg.val_episodes))
-    val_idx = np.arange(n - cfg.val_episodes, n)
-    names = data["manifest"]["state_names"]
-    targets, target_names = probe_targets(data["states"], names)
-    z = encode_frames(model, data["frames"], device).numpy()
-    d = z.shape[-1]
-    r2 = ridge_r2(z[train_idx].reshape(-1, d), targets[train_idx].reshape(-1, targets.shape[-1]),
-                  z[val_idx].reshape(-1, d), targets[val_idx].reshape(-1, targets.shape[-1]))
+    n, t = data["frames"].shape[:2]
+    rng = np.random.default_rng(cfg.seed)
+    train_ep = np.arange(min(cfg.probe_train_episodes, n - val_episodes))
+    val_ep = np.arange(n - val_episodes, n)
+    names = data["manifest"]["probe_names"]
+    cols = [data["manifest"]["state_names"].index(name) for name in names]
+
+    def rows(episodes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        steps = rng.integers(0, t, size=(len(episodes), cfg.probe_frames_per_episode))
+        return np.repeat(episodes, cfg.probe_frames_per_episode), steps.reshape(-1)
+
+    (te, tt), (ve, vt) = rows(train_ep), rows(val_ep)
+    targets, target_names = probe_targets(np.asarray(data["states"])[..., cols], names)
+    z_train = encode_frames(model, np.asarray(data["frames"][te, tt]), device).numpy()
+    z_val = encode_frames(model, np.asarray(data["frames"][ve, vt]), device).numpy()
+    r2 = ridge_r2(z_train, targets[te, tt], z_val, targets[ve, vt])
     return {name: float(v) for name, v in zip(target_names, r2, strict=True)}
 
 
-def probe_targets(states: np.ndarray, names: list[str]) -> tuple[np.ndarray, list[str]]:
-    """Angles (names containing 'angle' or q0/q1) become sin/cos pairs; other quantities stay as they are."""
-    cols, out_names = [], []
-    for i, name in enumerate(names):
-        if "angle" in name or name in ("q0", "q1"):
-            cols += [np.sin(states[..., i]), np.cos(states[..., i])]
-            out_names += [f"sin_{name}", f"cos_{name}"]
-        else:
-            cols.append(states[..., i])
-            out_names.append(name)
-    return np.stack(cols, axis=-1), out_names
-
-
-def episode(env, steps: int, seed: int, event: str) -> tuple[np.ndarray, np.ndarray, int]:
-    """Random-policy episode: frames (T+1, S, S, 3), actions (T, A), event step (the event happens between
-    frame t_event and t_event + 1). The same seed gives the same actions with or without the event."""
+def episode(env, policy: str, steps: int, frameskip: int, seed: int, event: str) -> tuple[np.ndarray, ...]:
+    """Frames (T+1, S, S, 3) at model steps, env actions (T * frameskip, A), event step t_e (the event happens
+    after the chunk of model step t_e, so frame t_e + 1 shows it). The same seed gives the same episode up to the
+    event."""
     rng = np.random.default_rng(seed)
     t_event = int(rng.integers(steps // 3, 2 * steps // 3))
+    event_rng = np.random.default_rng(seed + 1)
     frames = [env.reset(seed)]
-    action = np.zeros(env.action_dim)
+    behaviour = make_policy(env, policy, np.random.default_rng(seed + 2))
     actions = []
-    recolor = False
     for t in range(steps):
-        action = np.clip(0.7 * action + 0.7 * rng.normal(size=env.action_dim), -1, 1)
-        frame, _ = env.step(action)
+        for j in range(frameskip):
+            a = np.asarray(behaviour.action(), dtype=np.float32)
+            frame = env.step(a, render=j == frameskip - 1)  # frames at model steps only
+            actions.append(a)
         if t == t_event and event == "teleport":
-            env.set_state(teleport_state(env, rng))
+            env.set_state(env.teleport_state(event_rng))
             frame = env.render()
-        if t == t_event and event == "color":
-            if env.name == "two_room":
-                env.agent_color = np.array([40, 200, 240], dtype=np.uint8)
-                frame = env.render()
-            recolor = True
-        if recolor and env.name != "two_room":
-            frame = frame[..., [2, 0, 1]]
+        elif t == t_event and event == "color":
+            env.recolor()
+            frame = env.render()
         frames.append(frame)
-        actions.append(action)
-    return np.stack(frames), np.stack(actions).astype(np.float32), t_event
+    return np.stack(frames), np.stack(actions), t_event
 
 
-def teleport_state(env, rng: np.random.Generator) -> np.ndarray:
-    """A state far from the current one: Two-Room agent moved >= 0.3 away; Push-T block moved; Reacher arm
-    angles re-drawn."""
-    s = env.state()
-    if env.name == "two_room":
-        while True:
-            p = env.sample_free_position(rng)
-            if np.linalg.norm(p - s) >= 0.3:
-                return p
-    if env.name == "push_t":
-        s[2:4] = rng.uniform(120, 390, 2)
-        return s
-    s[:2] = rng.uniform(-np.pi, np.pi, 2)
-    return s
-
-
-def _aligned_curve(items: list[tuple[np.ndarray, int]], before: int = 4, after: int = 4) -> list[float]:
-    """Mean error at offsets -before..after around the event step."""
+def aligned_curve(items: list[tuple[np.ndarray, int]], before: int = 4, after: int = 4) -> list[float]:
+    """Mean error at offsets -before..after around each episode's event step (episodes with the full window)."""
     rows = [e[t - before: t + after + 1] for e, t in items if t - before >= 0 and t + after < len(e)]
     return np.mean(rows, axis=0).tolist() if rows else []
 
@@ -170,9 +172,10 @@ def main(cfg: SurpriseConfig) -> dict:
     with RunLogger(cfg.logger, run_dir(), config=as_dict(cfg), name=f"surprise-{out['model']}") as log:
         log.summary({k: v for k, v in out.items() if isinstance(v, int | float)})
     if cfg.write_results:
-        write_result("lejepa", cfg.result_name, cfg.scale, out, paper=PAPER, config=as_dict(cfg),
-                     device=describe_device(choose_device(cfg.device)), wall_s=out["wall_s"])
-    print({k: v for k, v in out.items() if not k.startswith("curve")})
+        write_result("lejepa", cfg.result_name or f"surprise_{out['env']}_{out['model']}", cfg.scale, out,
+                     paper=PAPER, config=as_dict(cfg), device=describe_device(choose_device(cfg.device)),
+                     wall_s=out["wall_s"])
+    print({k: v for k, v in out.items() if not isinstance(v, list | dict | str)})
     return out
 
 

@@ -1,8 +1,20 @@
-"""Reacher from gymnasium (`Reacher-v5`, MuJoCo), rendered offscreen at image_size with MUJOCO_GL=egl.
+"""DeepMind Control Reacher (`dm_control.suite` 'reacher'), set up as stable-worldmodel's `swm/ReacherDMControl-v0`
+with task `qpos_match` (stable_worldmodel/envs/dmcontrol/reacher.py, custom_tasks/reacher.py, dmcontrol.py):
 
-Action (2,) in [-1, 1]^2 are joint torques. State for probing: the two joint angles, the fingertip (x, y) and the
-target (x, y). Success: fingertip within `success_radius` (0.02 m, our choice; gymnasium defines no success) of
-the target at the end of the episode.
+- the suite's reacher with the small target (0.015, swm `_SMALL_TARGET`), the target drawn invisible (swm
+  `render_target` 0): the goal image shows the arm, not a target;
+- one env step = 2 control steps of 0.02 s with the same action (swm `DMControlWrapper.action_repeat = 2`), actions
+  in [-1, 1]^2, camera 0;
+- success with a goal state: every joint within 0.05 rad of the goal's joint angles (swm
+  `_DEFAULT_QPOS_THRESHOLD`, raw qpos difference as there).
+
+State (8,): joint angles q0, q1, joint velocities, fingertip (x, y), target (x, y); `set_state` restores angles and
+velocities. The official data (`dmc/reacher_random`) come from a uniform random policy (swm
+scripts/data/collect_reacher.py: `RandomPolicy`).
+
+dm_control 1.0.50 (the only release on PyPI here) needs mujoco 3.17.0 and fails to load a model on mujoco 4.0.0, which
+the venv holds for the other packages; `make lejepa-mujoco-site` installs mujoco 3.17.0 into
+`data/lejepa/mujoco_site`, and the Reacher and Cube commands run with it first on PYTHONPATH.
 """
 
 from __future__ import annotations
@@ -11,70 +23,92 @@ import os
 
 import numpy as np
 
+QPOS_THRESHOLD = 0.05  # swm custom_tasks/reacher.py _DEFAULT_QPOS_THRESHOLD
+ACTION_REPEAT = 2  # swm dmcontrol.py DMControlWrapper.action_repeat
+SMALL_TARGET = 0.015  # swm reacher.py _SMALL_TARGET (task qpos_match)
+RECOLOR = (0.2, 0.4, 0.9, 1.0)
+
+
+class DMCUnavailable(RuntimeError):
+    """dm_control cannot load a model with the mujoco on the path."""
+
 
 class Reacher:
     name = "reacher"
     action_dim = 2
-    state_names = ("q0", "q1", "tip_x", "tip_y", "target_x", "target_y")
+    state_names = ("q0", "q1", "v0", "v1", "tip_x", "tip_y", "target_x", "target_y")
+    probe_names = ("q0", "q1", "tip_x", "tip_y")
 
-    def __init__(self, image_size: int = 64, success_radius: float = 0.02) -> None:
+    def __init__(self, image_size: int = 64) -> None:
         os.environ.setdefault("MUJOCO_GL", "egl")
-        import gymnasium as gym
+        try:
+            from dm_control import suite
 
-        self.env = gym.make("Reacher-v5", render_mode="rgb_array", width=image_size, height=image_size).unwrapped
-        self.success_radius = success_radius
+            self.env = suite.load("reacher", "hard", task_kwargs={"random": 0})
+        except (ImportError, AttributeError) as err:
+            import mujoco
+
+            raise DMCUnavailable(
+                f"dm_control could not load the reacher with mujoco {mujoco.__version__} ({err}); run "
+                f"`make lejepa-mujoco-site` and put data/lejepa/mujoco_site first on PYTHONPATH") from err
+        self.physics = self.env.physics
+        self.image_size = image_size
+        self.physics.named.model.geom_size["target", 0] = SMALL_TARGET
+        self.physics.named.model.geom_rgba["target", 3] = 0.0
+        self.arm_rgba = self.physics.named.model.mat_rgba["self"].copy()
 
     def reset(self, seed: int | None = None) -> np.ndarray:
-        self.env.reset(seed=seed)
+        self.physics.named.model.mat_rgba["self"] = self.arm_rgba
+        if seed is not None:
+            self.env.task._random = np.random.RandomState(seed)
+        self.env.reset()
         return self.render()
 
-    def step(self, action: np.ndarray) -> tuple[np.ndarray, dict]:
-        self.env.step(np.clip(np.asarray(action, dtype=np.float32), -1, 1))
-        return self.render(), {"state": self.state()}
+    def step(self, action: np.ndarray, render: bool = True) -> np.ndarray | None:
+        a = np.clip(np.asarray(action, dtype=np.float64), -1.0, 1.0)
+        for _ in range(ACTION_REPEAT):
+            self.env.step(a)
+        return self.render() if render else None
 
     def state(self) -> np.ndarray:
-        data = self.env.data
-        tip = self.env.get_body_com("fingertip")[:2]
-        target = self.env.get_body_com("target")[:2]
-        return np.concatenate([data.qpos[:2], tip, target]).astype(np.float64)
+        d = self.physics.named.data
+        return np.concatenate([self.physics.data.qpos[:2], self.physics.data.qvel[:2], d.geom_xpos["finger", :2],
+                               d.geom_xpos["target", :2]]).astype(np.float64)
 
     def set_state(self, state: np.ndarray) -> None:
-        qpos = self.env.data.qpos.copy()
-        qpos[:2] = state[:2]
-        qpos[2:4] = state[4:6]
-        self.env.set_state(qpos, np.zeros_like(self.env.data.qvel))
+        state = np.asarray(state, dtype=np.float64)
+        with self.physics.reset_context():
+            self.physics.data.qpos[:2] = state[:2]
+            self.physics.data.qvel[:2] = state[2:4]
 
     def render(self) -> np.ndarray:
-        return np.ascontiguousarray(self.env.render(), dtype=np.uint8)
+        return np.ascontiguousarray(self.physics.render(self.image_size, self.image_size, camera_id=0),
+                                    dtype=np.uint8)
+
+    def recolor(self) -> None:
+        """Colour-change event (surprise): the arm's material turns blue from now on."""
+        self.physics.named.model.mat_rgba["self"] = RECOLOR
+
+    def teleport_state(self, rng: np.random.Generator) -> np.ndarray:
+        """Teleport event: both joint angles jump by 1-2.5 rad (velocities kept)."""
+        s = self.state()
+        s[:2] = s[:2] + rng.choice([-1.0, 1.0], 2) * rng.uniform(1.0, 2.5, 2)
+        s[1] = np.clip(s[1], -2.7, 2.7)  # the wrist's range is +-160 degrees
+        return s
 
     def goal_distance(self, goal_state: np.ndarray) -> float:
-        """Fingertip distance to the goal state's fingertip, in metres (joint angles wrap, so not those)."""
-        return float(np.linalg.norm(self.state()[2:4] - np.asarray(goal_state)[2:4]))
+        """Largest joint-angle error to the goal (rad), the quantity the success rule thresholds."""
+        return float(np.abs(self.physics.data.qpos[:2] - np.asarray(goal_state)[:2]).max())
 
-    def is_success(self, goal_state: np.ndarray | None = None) -> bool:
-        s = self.state()
-        return bool(np.linalg.norm(s[2:4] - s[4:6]) < self.success_radius)
-
-
-def reach_state(state: np.ndarray, l0: float = 0.1, l1: float = 0.11) -> np.ndarray:
-    """The state with the same target and joint angles (inverse kinematics, elbow sign kept) putting the fingertip
-    on the target; the tip entries are set to the target."""
-    out = np.array(state, dtype=np.float64)
-    tx, ty = out[4], out[5]
-    r2 = min(tx * tx + ty * ty, (l0 + l1) ** 2)
-    c1 = np.clip((r2 - l0 * l0 - l1 * l1) / (2 * l0 * l1), -1.0, 1.0)
-    q1 = np.arccos(c1) * (1.0 if out[1] >= 0 else -1.0)
-    q0 = np.arctan2(ty, tx) - np.arctan2(l1 * np.sin(q1), l0 + l1 * np.cos(q1))
-    out[0], out[1], out[2], out[3] = q0, q1, tx, ty
-    return out
+    def is_success(self, goal_state: np.ndarray) -> bool:
+        return bool(np.all(np.abs(self.physics.data.qpos[:2] - np.asarray(goal_state)[:2]) < QPOS_THRESHOLD))
 
 
-def expert_action(env: Reacher, rng: np.random.Generator) -> np.ndarray:
-    """Noisy Jacobian-transpose controller pulling the fingertip to the target, with velocity damping."""
-    s = env.state()
-    q0, q1 = s[0], s[1]
-    l0, l1 = 0.1, 0.11
-    jac = np.array([[-l0 * np.sin(q0) - l1 * np.sin(q0 + q1), -l1 * np.sin(q0 + q1)],
-                    [l0 * np.cos(q0) + l1 * np.cos(q0 + q1), l1 * np.cos(q0 + q1)]])
-    torque = 1000.0 * jac.T @ (s[4:6] - s[2:4]) - 1.0 * env.env.data.qvel[:2]
-    return np.clip(torque + rng.normal(0.0, 0.2, 2), -1, 1)
+class ReacherRandomPolicy:
+    """Uniform i.i.d. actions in [-1, 1]^2 (swm `RandomPolicy`: `action_space.sample()`)."""
+
+    def __init__(self, env: Reacher, rng: np.random.Generator) -> None:
+        self.rng = rng
+
+    def action(self) -> np.ndarray:
+        return self.rng.uniform(-1.0, 1.0, 2)

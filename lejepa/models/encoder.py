@@ -2,6 +2,9 @@
 
 Paper size (LeWM): ViT-Tiny, width 192, depth 12, 3 heads, ~5M parameters, 192-d latent. The projector is
 Linear -> BatchNorm1d -> GELU -> Linear, as in LeJEPA/LeWM (the BatchNorm keeps SIGReg's target scale reachable).
+Pixels are normalised either to [-1, 1] (`pixel_norm="unit"`) or with the ImageNet mean/std
+(`pixel_norm="imagenet"`, the authors' preprocessing: stable-pretraining `dataset_stats.ImageNet` in le-wm utils.py
+`get_img_preprocessor`). `tokens(pixels)` gives the final patch tokens (the patch-token world model plans on them).
 """
 
 from __future__ import annotations
@@ -24,6 +27,12 @@ class EncoderConfig:
     projector_hidden: int = 2048
     latent_dim: int = 192
     dropout: float = 0.0
+    pixel_norm: str = "unit"  # unit | imagenet
+
+
+PIXEL_NORMS = ("unit", "imagenet")
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 class Block(nn.Module):
@@ -50,6 +59,10 @@ class ViTEncoder(nn.Module):
         super().__init__()
         if cfg.image_size % cfg.patch_size:
             raise ValueError(f"encoder.image_size={cfg.image_size} is not a multiple of patch_size={cfg.patch_size}")
+        if cfg.pixel_norm not in PIXEL_NORMS:
+            raise ValueError(f"encoder.pixel_norm={cfg.pixel_norm!r}; expected one of {PIXEL_NORMS}")
+        if cfg.pixel_norm == "imagenet" and cfg.channels != 3:
+            raise ValueError(f"encoder.pixel_norm='imagenet' needs channels=3, got {cfg.channels}")
         self.cfg = cfg
         num_patches = (cfg.image_size // cfg.patch_size) ** 2
         self.patch = nn.Conv2d(cfg.channels, cfg.width, cfg.patch_size, stride=cfg.patch_size)
@@ -62,12 +75,27 @@ class ViTEncoder(nn.Module):
                                        nn.Linear(cfg.projector_hidden, cfg.latent_dim))
 
     def forward(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = self.patch(pixels * 2.0 - 1.0).flatten(2).transpose(1, 2)  # (B, P, W)
+        cls = self.hidden(pixels)[:, 0]
+        return cls, self.projector(cls)
+
+    def tokens(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Final (normed) patch tokens (B, P, width), without the CLS token."""
+        return self.hidden(pixels)[:, 1:]
+
+    def hidden(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Normed last-layer states (B, 1 + P, width), CLS first."""
+        x = self.patch(self.normalize(pixels)).flatten(2).transpose(1, 2)  # (B, P, W)
         x = torch.cat([self.cls.expand(x.shape[0], -1, -1), x], dim=1) + self.pos
         for block in self.blocks:
             x = block(x)
-        cls = self.norm(x[:, 0])
-        return cls, self.projector(cls)
+        return self.norm(x)
+
+    def normalize(self, pixels: torch.Tensor) -> torch.Tensor:
+        if self.cfg.pixel_norm == "unit":
+            return pixels * 2.0 - 1.0
+        mean = pixels.new_tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+        std = pixels.new_tensor(IMAGENET_STD).view(1, 3, 1, 1)
+        return (pixels - mean) / std
 
 
 def count_parameters(module: nn.Module) -> int:

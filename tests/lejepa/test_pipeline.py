@@ -1,4 +1,5 @@
-"""End to end at a tiny scale: collect -> train (resumable) -> plan -> probe/surprise, and pretrain on digits."""
+"""End to end at a tiny scale: collect -> train (resumable, collapse diagnostics) -> plan -> probe/surprise ->
+summary, the patch-token model on the frozen encoder, and pretrain on digits."""
 
 import json
 
@@ -10,6 +11,7 @@ from lejepa.collect import CollectConfig
 from lejepa.envs.dataset import collect_dataset
 from lejepa.plan import PlanConfig, run_planning
 from lejepa.pretrain import PretrainConfig, pretrain
+from lejepa.summarize import summarize
 from lejepa.surprise import SurpriseConfig, run_surprise
 from lejepa.train import TrainConfig, train
 
@@ -18,45 +20,69 @@ TINY_MODEL = ["model.encoder.image_size=16", "model.encoder.patch_size=4", "mode
               "model.encoder.latent_dim=16", "model.predictor.latent_dim=16", "model.predictor.width=32",
               "model.predictor.depth=1", "model.predictor.heads=2", "model.sigreg_directions=16",
               "model.decoder_width=8"]
+TINY_PLAN = ["planner.samples=8", "planner.elites=2", "planner.iterations=2", "episodes=2", "val_episodes=4"]
 
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
     path = tmp_path_factory.mktemp("two_room")
-    collect_dataset("two_room", "mixed", episodes=12, steps=6, seed=0, image_size=16, out_dir=path)
+    collect_dataset("two_room", "noisy_expert", episodes=12, steps=30, seed=0, image_size=16, out_dir=path)
     return path
 
 
 def test_collect_config_default_dir():
     cfg = compose("lejepa", "collect", CollectConfig, ["logger=jsonl"])
-    assert cfg.env == "two_room" and cfg.policy == "mixed"
+    assert cfg.env == "two_room" and cfg.policy == "noisy_expert"
 
 
-def test_train_resume_plan_surprise(dataset, tmp_path):
+def test_train_resume_plan_surprise_summary(dataset, tmp_path):
     ckpt = tmp_path / "ckpt"
     base = ["logger=jsonl", "logger.progress=false", f"data.dir={dataset}", "data.val_episodes=4",
-            f"ckpt_dir={ckpt}", "optim.batch_size=8", "optim.warmup=1", "ckpt_every=2", *TINY_MODEL]
+            f"ckpt_dir={ckpt}", "optim.batch_size=8", "optim.warmup=1", "ckpt_every=2", "write_results=false",
+            "diagnostics.every=2", "diagnostics.frames=32", "diagnostics.probe_frames=32", *TINY_MODEL]
     first = train(compose("lejepa", "train", TrainConfig, [*base, "optim.steps=4"]), out_dir=tmp_path / "r1")
-    assert first["resumed_from"] == 0 and (ckpt / "train_summary.json").exists()
+    assert first["resumed_from"] == 0 and (ckpt / "train_summary.json").exists() and first["complete"]
+    assert [d["step"] for d in first["diagnostics"]] == [2, 4]
+    assert {"latent_std", "unit_variance_rank", "standardized_effective_rank", "sigreg", "probe_r2_mean"} <= \
+        set(first["diagnostics"][0])
     with pytest.raises(ResumeError, match=r"optim.steps: 4 -> 6.*force_resume=true"):  # a longer schedule
         train(compose("lejepa", "train", TrainConfig, [*base, "optim.steps=6"]), out_dir=tmp_path / "r2")
     second = train(compose("lejepa", "train", TrainConfig, [*base, "optim.steps=6", "force_resume=true"]),
                    out_dir=tmp_path / "r2")
     assert second["resumed_from"] == 4 and second["history"][-1]["step"] == 5
-    assert all(h["loss"] == h["loss"] for h in second["history"])  # no NaN
+    assert [d["step"] for d in second["diagnostics"]] == [2, 4, 6]  # earlier launches' curves are kept
 
-    plan = run_planning(compose("lejepa", "plan", PlanConfig, [
-        "logger=jsonl", f"ckpt={ckpt}", "pairs=2", "planner.samples=8", "planner.elites=2",
-        "planner.iterations=2", "planner.horizon=2", "planner.execute=1", "planner.max_steps=2"]))
+    plan = run_planning(compose("lejepa", "plan", PlanConfig, ["logger=jsonl", f"ckpt={ckpt}",
+                                                               f"data_dir={dataset}", *TINY_PLAN]))
     assert 0.0 <= plan["success_rate"] <= 1.0 and plan["planning_calls"] == 2 and plan["plan_s_per_call"] > 0
+    assert plan["frameskip"] == 5 and plan["history"] == 3
 
     out = run_surprise(compose("lejepa", "surprise", SurpriseConfig, [
         "logger=jsonl", f"ckpt={ckpt}", f"data_dir={dataset}", "episodes=3", "steps=6",
         "probe_train_episodes=8", "val_episodes=4"]))
-    assert set(out["probe_r2"]) == {"x", "y"}
+    assert set(out["probe_r2"]) == {"x", "y"} and out["history"] == 3
     for event in ("teleport", "color"):
-        assert 0.0 <= out[f"auroc_{event}"] <= 1.0
-    json.dumps(out)  # results are JSON-serialisable
+        assert 0.0 <= out[f"auroc_{event}"] <= 1.0 and len(out[f"trace_{event}"]) == 6
+    json.dumps(out)
+
+    from common.results import write_result
+
+    for kind, metrics in (("train", second), ("plan", plan), ("surprise", out)):
+        write_result("lejepa", f"{kind}_two_room_lewm_s0", "tiny", metrics, root=tmp_path)
+    summary = summarize(tmp_path / "experiments" / "lejepa" / "results", "tiny")
+    assert summary["success_two_room_lewm"] == plan["success_rate"]
+    assert summary["plan_time_s_two_room_lewm"] == plan["plan_s_per_problem"]
+    assert summary["surprise_auroc_two_room_teleport"] == out["auroc_teleport"]
+    assert [p["step"] for p in summary["collapse_two_room"]["lambda_0p09"]["points"]] == [2, 4, 6]
+
+    patch = tmp_path / "patch"
+    train(compose("lejepa", "train", TrainConfig, [
+        *[b for b in base if not b.startswith(("ckpt_dir", "diagnostics"))], f"ckpt_dir={patch}", "optim.steps=2",
+        "model.objective=patch_wm", f"model.patch_encoder_ckpt={ckpt}", "model.predictor.latent_dim=32"]),
+        out_dir=tmp_path / "r3")
+    plan_patch = run_planning(compose("lejepa", "plan", PlanConfig, ["logger=jsonl", f"ckpt={patch}",
+                                                                     f"data_dir={dataset}", *TINY_PLAN]))
+    assert plan_patch["objective"] == "patch_wm" and plan_patch["plan_s_per_call"] > 0
 
 
 def test_missing_checkpoint_and_dataset_errors(tmp_path):

@@ -135,3 +135,26 @@ def test_bad_shapes_raise():
         sigreg(torch.randn(5, 3), torch.randn(4, 2))
     with pytest.raises(ValueError, match="knots"):
         quadrature(1)
+
+
+def test_per_time_step_sigreg_is_the_mean_of_per_step_statistics():
+    """LeWM's regulariser (le-wm train.py: sigreg(emb.transpose(0, 1))): for latents (B, T, D), the Epps-Pulley
+    statistic of each time step's batch, averaged over steps and directions; the same directions at every step."""
+    from lejepa.models.encoder import EncoderConfig
+    from lejepa.models.lewm import WorldModel, WorldModelConfig
+    from lejepa.models.predictor import PredictorConfig
+
+    enc = EncoderConfig(image_size=8, patch_size=4, width=8, depth=1, heads=2, projector_hidden=8, latent_dim=6)
+    model = WorldModel(WorldModelConfig(encoder=enc, predictor=PredictorConfig(latent_dim=6, width=8, depth=1,
+                                                                             heads=2), sigreg_directions=64))
+    gen = torch.Generator().manual_seed(5)
+    z = torch.randn(32, 4, 6, generator=gen, dtype=torch.float64)
+    z[:, 2] *= 3.0  # one step far from N(0, I): the steps' statistics differ
+    ours = float(model.sigreg_value(z, torch.Generator().manual_seed(9)))
+    dirs = random_directions(6, 64, torch.Generator().manual_seed(9)).double()  # the draws SIGReg makes
+    per_step = [float(epps_pulley(z[:, t] @ dirs).mean()) for t in range(4)]
+    assert ours == pytest.approx(float(np.mean(per_step)), rel=1e-6)
+    pooled = float(epps_pulley(z.reshape(-1, 6) @ dirs).mean())
+    assert pooled != pytest.approx(ours, rel=0.01)  # pooling B x T rows is a different statistic
+    model.cfg.sigreg_per_step = False
+    assert float(model.sigreg_value(z, torch.Generator().manual_seed(9))) == pytest.approx(pooled, rel=1e-6)
