@@ -1,7 +1,7 @@
 """The measuring kit of `python -m ssd.bench`: a `Bench` holds the pair and its engines and times generations;
 `pool_telemetry` and `round_breakdown` turn engine telemetry into the numbers the results files report.
 
-    bench = Bench(cfg)                       # cfg: ssd.bench.BenchConfig
+    bench = Bench(cfg)                       # cfg: ssd.bench_config.BenchConfig
     row = bench.run(bench.llm("sd"), cfg.prompts, bench.params(0.0))
     row["tokens_per_s"], row["mean_accepted"], row["outputs"]
 
@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from ssd.config import DecodingConfig, resolve_model_paths
 
 if TYPE_CHECKING:
-    from ssd.bench import BenchConfig
+    from ssd.bench_config import BenchConfig
 
 
 class SectionSkipped(Exception):  # noqa: N818 - a reason to record, not an error

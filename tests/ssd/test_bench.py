@@ -12,7 +12,8 @@ from common.claims import load_claims
 from common.config import ConfigError, compose
 from common.results import write_result
 from ssd import bench_sections
-from ssd.bench import BenchConfig, headline, run_bench
+from ssd.bench import headline, run_bench
+from ssd.bench_config import SECTION_NAMES, BenchConfig
 from ssd.bench_runs import round_breakdown
 from ssd.bench_sections import _pair_training
 from ssd.decoding.fanout import geometric_fanout, uniform_fanout
@@ -168,6 +169,10 @@ def test_headline_derives_ratios_only_from_what_ran():
     assert out["ar_fraction_of_bound_pair"] == pytest.approx(1000 * 2e9 / 4e12)
     assert out["ar_speedup_vs_hf_generate"] == pytest.approx(100.0)
     assert "target_val_loss" not in out and "hf_assisted_tok_s" not in out
+
+
+def test_the_config_names_every_section_in_order():
+    assert tuple(bench_sections.SECTIONS) == SECTION_NAMES
 
 
 def test_bench_configs_compose_and_check_their_sections():

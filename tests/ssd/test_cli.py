@@ -6,7 +6,8 @@ import json
 import pytest
 
 from common.config import ConfigError, compose
-from ssd.bench import BenchConfig, run_bench
+from ssd.bench import run_bench
+from ssd.bench_config import BenchConfig
 from ssd.generate import GenerateConfig, run
 from ssd.make_tiny import MakeTinyConfig
 from ssd.plot import PlotConfig, plot_all
