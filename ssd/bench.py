@@ -23,6 +23,7 @@ Sections (`sections`, run in the order given; each one optional):
   geometric fan-out and (`sweep_uniform_fanout`) the same budget split evenly over the K+1 outcomes.
 - `saguaro_c`: hit rate and acceptance vs Saguaro's C at temperature 1 (`sweep_saguaro_c`).
 - `backup`: SSD with the neural vs the random-token backup at `backup_batch_sizes`.
+- `speculation_k`: SD / SSD tokens/s, acceptance and hit rate vs the speculation length K (`sweep_k`), AR once.
 
 Results (each with the paper's numbers for the same quantities and the scale we ran at):
 - `results_name` set (e.g. `bench`): every section goes into one file `<results_name>_<scale>.json`, rewritten
@@ -64,7 +65,7 @@ TARGETS = {"ar_fraction_of_bound_1b": 0.8, "ar_fraction_of_bound_3b": 0.8, "sd_s
            "cache_hit_rate": 0.8, "step_time_ratio": 5.0}
 # what a section needs configured to have anything to measure
 SECTION_NEEDS = {"batch": "batch_sizes", "cache_hit_vs_fanout": "sweep_budgets", "saguaro_c": "sweep_saguaro_c",
-                 "backup": "backup_batch_sizes", "temperature": "temperatures"}
+                 "backup": "backup_batch_sizes", "temperature": "temperatures", "speculation_k": "sweep_k"}
 SECTION_PAPER = {
     "speedup": PAPER,
     "cache_hit_vs_fanout": {"outcome_prediction": PAPER["outcome_prediction"]},

@@ -9,7 +9,7 @@ from ssd.config import DecodingConfig, ModelConfig, RuntimeConfig, SamplingConfi
 
 # the keys of ssd.bench_sections.SECTIONS, in their order (a test holds the two equal)
 SECTION_NAMES = ("pair", "speedup", "hf_assisted", "bound", "hf_peers", "temperature", "batch",
-                 "cache_hit_vs_fanout", "saguaro_c", "backup")
+                 "cache_hit_vs_fanout", "saguaro_c", "backup", "speculation_k")
 
 DEFAULT_PROMPTS = ["Once upon a time", "def add(a, b):", "The quick brown fox", "Speculative decoding lets"]
 LEGACY_SECTIONS = ["speedup", "cache_hit_vs_fanout", "saguaro_c", "batch"]
@@ -68,6 +68,7 @@ class BenchConfig:
     sweep_saguaro_c: list[float] = field(default_factory=list)
     batch_sizes: list[int] = field(default_factory=list)
     backup_batch_sizes: list[int] = field(default_factory=list)
+    sweep_k: list[int] = field(default_factory=list)  # `speculation_k`: speculation lengths K (budget >= K + 1)
     step_time_context: int = 128  # cached positions before the timed forward (`pair`)
     step_time_repeats: int = 50  # forwards per timing (`pair`)
     pair_results: str | None = None  # results stem of the pair's training run (pair_gpu), read from results_root
@@ -99,6 +100,8 @@ class BenchConfig:
             check_range("sweep_budgets[]", budget, self.decoding.k + 1, 4096)
         for c in self.sweep_saguaro_c:
             check_range("sweep_saguaro_c[]", c, 0, 1, low_open=True)
+        for k in self.sweep_k:
+            check_range("sweep_k[]", k, 1, 64)
         for batch in self.batch_sizes + self.backup_batch_sizes:
             check_range("batch_sizes[]", batch, 1)
         if "pair" in self.sections:

@@ -407,7 +407,36 @@ def backup(bench: Bench) -> dict[str, Any]:
     return out
 
 
+def speculation_k(bench: Bench) -> dict[str, Any]:
+    """SD and SSD vs the speculation length K at batch 1 (the configured temperature and budget, AR once):
+    tokens/s, their ratios to AR of the same run, accepted length, (SSD) cache hit rate, and for greedy runs the
+    fraction of outputs identical to AR."""
+    cfg = bench.cfg
+    ar = bench.run(bench.llm("ar"), cfg.prompts, bench.params(), repeats=bench.sweep_repeats())
+    out: dict[str, Any] = {"k": [], "budget": [], "tokens_per_s_ar": ar["tokens_per_s"]}
+    for k in cfg.sweep_k:
+        d = dataclasses.replace(cfg.decoding, k=k, budget=max(cfg.decoding.budget, k + 1), fanout=None)
+        out["k"].append(k)
+        out["budget"].append(d.budget)
+        rows = {"ar": ar} | {s: bench.run(bench.llm(s, d), cfg.prompts, bench.params(), repeats=bench.sweep_repeats())
+                             for s in cfg.strategies if s != "ar"}
+        for s, row in rows.items():
+            if s == "ar":
+                continue
+            out.setdefault(f"tokens_per_s_{s}", []).append(row["tokens_per_s"])
+            out.setdefault(f"mean_accepted_{s}", []).append(row["mean_accepted"])
+            if cfg.sampling.temperature == 0:
+                same = [a == b for a, b in zip(row["outputs"], ar["outputs"], strict=True)]
+                out.setdefault(f"fraction_identical_{s}", []).append(sum(same) / len(same))
+        if "ssd" in rows:
+            out.setdefault("cache_hit_rate_ssd", []).append(rows["ssd"]["cache_hit_rate"])
+        _append_speedups(out, rows)
+        bench.save_partial("speculation_k", out)
+        bench.release()
+    return out
+
+
 SECTIONS: dict[str, Callable[[Bench], dict[str, Any]]] = {
     "pair": pair, "speedup": speedup, "hf_assisted": hf_assisted, "bound": bound, "hf_peers": hf_peers,
     "temperature": temperature, "batch": batch_sweep, "cache_hit_vs_fanout": cache_hit_vs_fanout,
-    "saguaro_c": saguaro_c, "backup": backup}
+    "saguaro_c": saguaro_c, "backup": backup, "speculation_k": speculation_k}

@@ -6,7 +6,7 @@ one-file benchmark `bench_<scale>.json`, a missing section) skips its figure wit
 - `bench_<scale>.json` (`make bench-ssd`): `bench_batch` (tokens/s vs batch for AR/SD/SSD, HF at batch 1),
   `bench_bound` (fraction of the memory-bandwidth bound: ours, our torch path, HF), `bench_fanout` (hit rate vs
   budget, geometric vs uniform fan-out) and `bench_round_time` (time per round: draft / cache build / verify /
-  overhead, with the measured overlap).
+  overhead, with the measured overlap) and `bench_k` (SD / SSD speed-up, acceptance and hit rate vs K).
 """
 
 from __future__ import annotations
@@ -241,9 +241,41 @@ def bench_round_time(record: dict, source: Path, out: Path) -> Path:
 
 
 # figure name -> (the key path in the metrics it is drawn from, the function)
+def bench_k(record: dict, source: Path, out: Path) -> Path:
+    """Left: SD / SSD speed-up over AR vs the speculation length K; right: accepted tokens per round and the SSD
+    cache hit rate."""
+    sweep = record["metrics"]["speculation_k"]
+    fig, axes = new_figure(ncols=2)
+    left, right = axes[0]
+    for i, (key, label) in enumerate((("sd_speedup_vs_ar", "SD / AR"), ("ssd_speedup_vs_ar", "SSD / AR"))):
+        if key in sweep:
+            left.plot(sweep["k"], sweep[key], marker="o", color=PALETTE[i + 1], label=label)
+    left.axhline(1.0, color="grey", linewidth=0.8, linestyle=":")
+    left.set_xlabel("speculation length K")
+    left.set_ylabel("tokens/s ratio to AR (same run)")
+    left.legend(fontsize=8)
+    for i, key in enumerate(("mean_accepted_sd", "mean_accepted_ssd")):
+        if key in sweep:
+            right.plot(sweep["k"], sweep[key], marker="o", color=PALETTE[i + 1],
+                       label=f"accepted per round, {key.rsplit('_', 1)[1].upper()}")
+    if "cache_hit_rate_ssd" in sweep:
+        hit = right.twinx()
+        hit.plot(sweep["k"], sweep["cache_hit_rate_ssd"], marker="s", linestyle="--", color=PALETTE[3],
+                 label="SSD cache hit rate")
+        hit.set_ylim(0, 1)
+        hit.set_ylabel("cache hit rate")
+        hit.legend(fontsize=8, loc="lower right")
+    right.set_xlabel("speculation length K")
+    right.set_ylabel("draft tokens accepted per round")
+    right.legend(fontsize=8, loc="upper left")
+    fig.suptitle(f"speculation length, our pair, batch 1 ({_where(record)})", fontsize=9)
+    return save_figure(fig, out, source, caption="SD / SSD vs the speculation length K: speed-up, acceptance, hits")
+
+
 BENCH_FIGURES = {"bench_batch": (("batch",), bench_batch), "bench_bound": (("bound", "shapes"), bench_bound),
                  "bench_fanout": (("cache_hit_vs_fanout",), bench_fanout),
-                 "bench_round_time": (("speedup", "round_breakdown"), bench_round_time)}
+                 "bench_round_time": (("speedup", "round_breakdown"), bench_round_time),
+                 "bench_k": (("speculation_k",), bench_k)}
 
 
 def _has(metrics: dict, path: tuple[str, ...]) -> bool:

@@ -36,7 +36,7 @@ def tiny_bench(llama_pair, tmp_path_factory):
     root = tmp_path_factory.mktemp("bench")
     target, draft = llama_pair
     cfg = _tiny_cfg(llama_pair, root, "batch_sizes=[1,2]", "sweep_budgets=[4,16]", "backup_batch_sizes=[2]",
-                    "pair_results=pair_tiny")
+                    "sweep_k=[1,2]", "pair_results=pair_tiny")
     write_result("ssd", "pair", "cpu", {"target_params": _params(target), "draft_params": _params(draft),
                                         "target_val_loss": 1.25, "draft_val_loss": 1.5, "greedy_agreement": 0.75},
                  root=root, name="pair_tiny")
@@ -89,7 +89,7 @@ def test_tiny_bench_skips_gpu_only_parts_with_reasons_and_no_numbers(tiny_bench)
 def test_tiny_bench_sweeps_have_one_entry_per_setting(tiny_bench):
     m, _ = tiny_bench
     assert m["sections_done"] == ["pair", "speedup", "hf_assisted", "temperature", "batch", "cache_hit_vs_fanout",
-                                  "saguaro_c", "backup"]
+                                  "saguaro_c", "backup", "speculation_k"]
     assert m["temperature"]["temperature"] == [0.0, 1.0] and len(m["temperature"]["ssd_speedup_vs_sd"]) == 2
     assert m["batch"]["batch_size"] == [1, 2] and m["batch"]["fraction_identical_sd"] == [1.0, 1.0]
     fan = m["cache_hit_vs_fanout"]
@@ -100,6 +100,9 @@ def test_tiny_bench_sweeps_have_one_entry_per_setting(tiny_bench):
     assert fan["uniform_cache_hit_rate_t0"][0] == fan["cache_hit_rate_t0"][0]  # the same fan-out, the same run
     assert m["saguaro_c"]["c"] == [1.0, 0.5]
     assert len(m["backup"]["tokens_per_s_neural"]) == len(m["backup"]["tokens_per_s_random"]) == 1
+    ks = m["speculation_k"]
+    assert ks["k"] == [1, 2] and len(ks["ssd_speedup_vs_sd"]) == len(ks["cache_hit_rate_ssd"]) == 2
+    assert ks["fraction_identical_sd"] == ks["fraction_identical_ssd"] == [1.0, 1.0]  # lossless at every K
 
 
 def test_uniform_fanout_splits_the_budget_evenly():
@@ -194,7 +197,7 @@ def synthetic_gpu(tiny_bench):
     Synthetic: only for drawing and rendering, never a measurement."""
     m, root = tiny_bench
     sections = {k: v for k, v in m.items() if k in ("pair", "speedup", "hf_assisted", "temperature", "batch",
-                                                     "cache_hit_vs_fanout", "saguaro_c", "backup")}
+                                                     "cache_hit_vs_fanout", "saguaro_c", "backup", "speculation_k")}
     sections = json.loads(json.dumps(sections))
     shape = {"bound_tok_s": 1700.0, "ar_tok_s": 1400.0, "ar_fraction_of_bound": 1400 / 1700,
              "ar_torch_path_tok_s": 500.0, "ar_skinny_gemm_tok_s": 1500.0, "params": 1, "bytes_per_token": 1}
@@ -214,11 +217,12 @@ def synthetic_gpu(tiny_bench):
 def test_bench_figures_draw_from_the_results_file(synthetic_gpu):
     drawn = plot_all("gpu", synthetic_gpu)
     assert {p.name for p in drawn} == {"bench_batch_gpu.png", "bench_bound_gpu.png", "bench_fanout_gpu.png",
-                                       "bench_round_time_gpu.png"}
+                                       "bench_round_time_gpu.png", "bench_k_gpu.png"}
     sidecar = json.loads(drawn[0].with_suffix(".json").read_text())
     assert sidecar["sources"][0].endswith("results/bench_gpu.json")
     cpu = plot_all("cpu", synthetic_gpu)  # bench_cpu.json has no bound section: that figure is skipped
-    assert {p.name for p in cpu} == {"bench_batch_cpu.png", "bench_fanout_cpu.png", "bench_round_time_cpu.png"}
+    assert {p.name for p in cpu} == {"bench_batch_cpu.png", "bench_fanout_cpu.png", "bench_round_time_cpu.png",
+                                     "bench_k_cpu.png"}
 
 
 def test_bench_claims_rows_render_against_a_bench_file(synthetic_gpu):
