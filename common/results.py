@@ -83,11 +83,12 @@ def result_path(package: str, name: str, root: Path | None = None) -> Path:
 def write_result(package: str, experiment: str, scale: str, metrics: dict[str, Any], *,
                  paper: dict[str, Any] | None = None, config: dict[str, Any] | None = None,
                  device: str | None = None, wall_s: float | None = None, name: str | None = None,
-                 root: Path | None = None) -> Path:
+                 root: Path | None = None, sources: list[str] | None = None) -> Path:
     """Write one result file atomically and return its path.
 
     `name` defaults to `<experiment>_<scale>`; `paper` holds the paper's numbers for the same quantities;
-    `config` the resolved config (a plain dict). Non-finite floats are stored as null.
+    `config` the resolved config (a plain dict); `sources` the repo-relative results files a summary was computed
+    from (`make verify-results` counts them as cited when the summary is). Non-finite floats are stored as null.
     """
     if scale not in SCALES:
         raise ResultError(f"scale must be one of {SCALES}, got {scale!r}")
@@ -102,6 +103,8 @@ def write_result(package: str, experiment: str, scale: str, metrics: dict[str, A
         "config": config or {},
         "provenance": provenance(device=device, wall_s=wall_s),
     }
+    if sources is not None:
+        record["sources"] = list(sources)
     path = result_path(package, name or f"{experiment}_{scale}", root)
     atomic_write_text(path, json.dumps(_finite(record), indent=2, sort_keys=False) + "\n")
     return path

@@ -5,7 +5,7 @@ Every `experiments/<package>/results/*.json` is checked four ways; each finding 
 - `device`: the scale is `gpu` / `multi_gpu` but `provenance.device` names a CPU: a gpu-sized config that ran on
   the CPU (the status tables say "gpu config, ran on cpu" for such a file; the file itself is left as it is);
 - `uncited`: no figure sidecar (`experiments/*/figures/*.json`, "sources") and no claims row
-  (`experiments/<package>/claims.yaml`) cites the file;
+  (`experiments/<package>/claims.yaml`) cites the file, nor the "sources" of a cited summary results file;
 - `stale`: the package's code - `<package>/` without its Markdown, plus `configs/<package>/` - changed in a commit
   that the recorded `provenance.git_commit` does not contain (`git merge-base --is-ancestor`), or that commit is
   not in this repository.
@@ -50,16 +50,26 @@ def main(argv: list[str] | None = None) -> int:
 
 def verify(root: Path) -> tuple[list[Finding], int]:
     """(findings sorted by file and issue, number of results files checked)."""
-    cited = _cited_by_figures(root) | _cited_by_claims(root)
+    paths = sorted((root / "experiments").glob("*/results/*.json"))
+    records = {path.relative_to(root).as_posix(): read_result(path) for path in paths}
+    cited = _with_sources(_cited_by_figures(root) | _cited_by_claims(root), records)
     git = _Git(root)
     findings: list[Finding] = []
-    paths = sorted((root / "experiments").glob("*/results/*.json"))
-    for path in paths:
-        record = read_result(path)
-        rel = path.relative_to(root).as_posix()
-        package = path.parent.parent.name
+    for rel, record in records.items():
+        package = rel.split("/")[1]
         findings += _check(rel, package, record, rel in cited, git)
     return findings, len(paths)
+
+
+def _with_sources(cited: set[str], records: dict[str, dict[str, Any]]) -> set[str]:
+    """`cited` and, transitively, the "sources" of every cited results file (a summary cites what it read)."""
+    todo, seen = list(cited), set(cited)
+    while todo:
+        for source in records.get(todo.pop(), {}).get("sources", []):
+            if source not in seen:
+                seen.add(source)
+                todo.append(source)
+    return seen
 
 
 def render_table(findings: list[Finding], checked: int) -> str:

@@ -88,7 +88,8 @@ def main(argv: list[str] | None = None) -> Path | None:
     if not out["runs"]:
         print(f"no world-model runs at scale {args.scale} in {results}")
         return None
-    path = write_result("lejepa", "worldmodel", args.scale, out, paper=PAPER)
+    sources = [f"experiments/lejepa/results/{name}" for name in out["runs"]]
+    path = write_result("lejepa", "worldmodel", args.scale, out, paper=PAPER, sources=sources)
     print(f"wrote {path} ({len(out['runs'])} runs)")
     return path
 

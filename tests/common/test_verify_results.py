@@ -85,6 +85,21 @@ def test_verify_lists_each_kind(repo):
     assert all(f.path.startswith("experiments/ssd/results/") for f in findings)
 
 
+def test_a_cited_summary_cites_its_sources(tmp_path, monkeypatch):
+    root = tmp_path / "repo"
+    root.mkdir()
+    _git(root, "init", "-q")
+    code = _commit(root, "ssd/engine.py", "x = 1\n")
+    for name in ("run_s0_cpu", "run_s1_cpu", "orphan_cpu"):
+        _result(root, monkeypatch, name, code)
+    write_result("ssd", "summary", "cpu", {"x": 1.0}, name="dirty_cpu", root=root,
+                 sources=["experiments/ssd/results/run_s0_cpu.json", "experiments/ssd/results/run_s1_cpu.json"])
+    (root / "experiments" / "ssd" / "claims.yaml").write_text(CLAIMS)  # cites dirty_cpu, the summary
+    findings, checked = verify(root)
+    assert checked == 4
+    assert [(f.path.rsplit("/", 1)[1], f.issue) for f in findings] == [("orphan_cpu.json", "uncited")]
+
+
 def test_a_markdown_only_change_is_not_a_code_change(tmp_path, monkeypatch):
     root = tmp_path / "repo"
     root.mkdir()
