@@ -172,9 +172,11 @@ class TrainSizes:
     value_layers: int = 1
     ensemble_members: int = 3
     finetune_steps: int = 500
+    val_fraction: float = 0.1  # episodes held out for the validation loss (whole episodes: windows overlap)
 
     def check(self, prefix: str) -> None:
         check_range(f"{prefix}.steps", self.steps, 1)
+        check_range(f"{prefix}.val_fraction", self.val_fraction, 0.0, 0.5)
         check_range(f"{prefix}.batch_size", self.batch_size, 1)
         check_range(f"{prefix}.lr", self.lr, 0.0, 1.0, low_open=True)
         check_range(f"{prefix}.chunk", self.chunk, 1)
@@ -202,6 +204,9 @@ class TrainConfig:
     history: int = 2  # H
     horizon: int = 8  # F
     gamma: float = 0.99
+    ckpt_every_s: float = 60.0  # training-state checkpoint interval (also when a model is done or the budget ends)
+    time_budget_s: float = 0.0  # > 0: stop after this many seconds (with a checkpoint); the same command resumes
+    force_resume: bool = False  # continue a run's checkpoints under a config that differs from its run_config.json
     scales: dict[str, TrainSizes] = field(default_factory=lambda: {"cpu": TrainSizes(), "gpu": TrainSizes()})
     logger: LoggerConfig = field(default_factory=LoggerConfig)
 
@@ -209,6 +214,8 @@ class TrainConfig:
         check_choice("task", self.task, TASKS)
         check_choice("dataset", self.dataset, DATASETS)
         check_choice("scale", self.scale, SCALES)
+        check_range("ckpt_every_s", self.ckpt_every_s, 0.0)
+        check_range("time_budget_s", self.time_budget_s, 0.0)
         for name in self.models:
             check_choice("models[]", name, ("proposal", "dynamics", "dynamics_1step", "reward", "value", "bc",
                                             "ensemble"))
@@ -239,11 +246,15 @@ class EvalSizes:
     episodes: int = 2
     max_episode_steps: int = 1000
     num_samples: int = 32  # N for D-MPC and MBOP
+    diagnostic_states: int = 6  # states of the true-simulator replay diagnostic (dmpc/diagnostics.py)
+    diagnostic_every: int = 10  # closed-loop steps between two of them
 
     def check(self, prefix: str) -> None:
         check_range(f"{prefix}.episodes", self.episodes, 1)
         check_range(f"{prefix}.max_episode_steps", self.max_episode_steps, 1)
         check_range(f"{prefix}.num_samples", self.num_samples, 1)
+        check_range(f"{prefix}.diagnostic_states", self.diagnostic_states, 1)
+        check_range(f"{prefix}.diagnostic_every", self.diagnostic_every, 1)
 
 
 @dataclass
@@ -266,6 +277,10 @@ class EvaluateConfig:
     mbop_sigma: float = 0.2
     mbop_kappa: float = 3.0
     mbop_beta: float = 0.0
+    termination: bool = True  # planners count no reward after a predicted fall (healthy rule: envs/termination.py)
+    proposal_steps: int | None = None  # DDIM steps of the proposal at planning time (None: the trained spec's)
+    proposal_eta: float | None = None  # its DDIM eta, 0 deterministic .. 1 ancestral (None: the trained spec's)
+    diagnostics: bool = True  # true-simulator replay of the D-MPC planners' candidates -> metrics["diagnostics"]
     experiment: str = ""  # results name stem (default d4rl_<task>_<dataset>)
     write_results: bool = True
     scales: dict[str, EvalSizes] = field(default_factory=lambda: {"cpu": EvalSizes(), "gpu": EvalSizes()})
@@ -287,6 +302,10 @@ class EvaluateConfig:
         check_range("mbop_sigma", self.mbop_sigma, 0.0)
         check_range("mbop_kappa", self.mbop_kappa, 0.0)
         check_range("mbop_beta", self.mbop_beta, 0.0, 1.0)
+        if self.proposal_steps is not None:
+            check_range("proposal_steps", self.proposal_steps, 1)
+        if self.proposal_eta is not None:
+            check_range("proposal_eta", self.proposal_eta, 0.0, 1.0)
         _check_scales(self.scales)
         self.sizes.check(f"scales.{self.scale}")
 

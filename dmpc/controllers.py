@@ -12,16 +12,20 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from dmpc.envs.termination import HealthyFn
 from dmpc.mbop import MBOPConfig, make_mbop
 from dmpc.models.model_set import ModelSet
 from dmpc.planner import PlannerConfig, RewardFn, make_planner
 
 
 class DMPCController:
+    """`hist` (the last H normalized observations, the current one last, after `act`) and `plan_fn` are what
+    dmpc.diagnostics replays."""
+
     def __init__(self, models: ModelSet, cfg: PlannerConfig, seed: int, execute: int = 1,
-                 reward_fn: RewardFn | None = None) -> None:
-        self.models, self.execute = models, execute
-        self.plan_fn = make_planner(models, cfg, reward_fn)
+                 reward_fn: RewardFn | None = None, healthy_fn: HealthyFn | None = None) -> None:
+        self.models, self.cfg, self.execute = models, cfg, execute
+        self.plan_fn = make_planner(models, cfg, reward_fn, healthy_fn)
         self.key = jax.random.key(seed)
         self.hist: deque = deque(maxlen=models.dims.history)
         self.queue: list[np.ndarray] = []
@@ -36,15 +40,15 @@ class DMPCController:
         self.hist.append(self.models.normalizer.norm(obs).astype(np.float32))
         if not self.queue:
             self.key, k = jax.random.split(self.key)
-            plan, _, _ = self.plan_fn(self.models.params, jnp.asarray(np.stack(self.hist)), k)
-            self.queue = list(np.asarray(plan)[: self.execute])
+            plan = self.plan_fn(self.models.params, jnp.asarray(np.stack(self.hist)), k)
+            self.queue = list(np.asarray(plan.best_actions)[: self.execute])
         return self.queue.pop(0).astype(np.float32)
 
 
 class MBOPController:
-    def __init__(self, models: ModelSet, cfg: MBOPConfig, seed: int) -> None:
+    def __init__(self, models: ModelSet, cfg: MBOPConfig, seed: int, healthy_fn: HealthyFn | None = None) -> None:
         self.models = models
-        self.plan_fn = make_mbop(models, cfg)
+        self.plan_fn = make_mbop(models, cfg, healthy_fn)
         self.key = jax.random.key(seed)
         self.prev = np.zeros((models.dims.horizon, models.dims.act_dim), np.float32)
 

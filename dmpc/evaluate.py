@@ -9,6 +9,11 @@ other model sets (e.g. dynamics fine-tuned on broken-ankle play data) as `dmpc_<
 Metrics: undiscounted return, D4RL-normalized score (standard tasks), torso height mean/max (obs[0] for
 hopper and walker2d: the jump task's quantity), planning latency in ms per action
 (excluding the first call, which includes jit compilation; reported separately as compile_s).
+`termination=true` gives the planners (D-MPC and MBOP alike) the task's healthy-state rule (dmpc/envs/termination.py);
+`proposal_steps` / `proposal_eta` override the trained proposal's DDIM sampler at planning time.
+`diagnostics=true` adds, for every D-MPC controller, the true-simulator replay diagnostic of its candidates
+(dmpc/diagnostics.py: score/return rank correlation, dynamics error per horizon step, proposal vs behaviour spread,
+terminating fraction) under metrics["diagnostics"][<method>].
 """
 
 from __future__ import annotations
@@ -26,8 +31,11 @@ from common.results import write_result
 from common.seed import seed_everything
 from dmpc.config import EvaluateConfig, workspace_dir
 from dmpc.controllers import BCController, DMPCController, MBOPController, PolicyController
+from dmpc.data.dataset import load_dataset
 from dmpc.data.policy import load_policy, uniform_policy_fn
+from dmpc.diagnostics import dmpc_candidates, replay_diagnostic
 from dmpc.envs import JumpReward, make_env, normalized_score, task_of
+from dmpc.envs.termination import healthy_rule
 from dmpc.mbop import MBOPConfig
 from dmpc.models.model_set import ModelSet
 from dmpc.planner import PlannerConfig
@@ -64,33 +72,35 @@ def evaluate(cfg: EvaluateConfig, log: RunLogger, results_root: Path | None = No
         else None
     env_kwargs = {"height_weight": cfg.jump.height_weight,
                   "vertical_velocity_weight": cfg.jump.vertical_velocity_weight} if env_name == "walker2d_jump" else {}
-    planner_cfg = PlannerConfig(num_samples=sizes.num_samples, gamma=cfg.gamma, value_weight=cfg.value_weight)
+    planner_cfg = PlannerConfig(num_samples=sizes.num_samples, gamma=cfg.gamma, value_weight=cfg.value_weight,
+                                proposal_steps=cfg.proposal_steps, proposal_eta=cfg.proposal_eta)
+    healthy = healthy_rule(env_name) if cfg.termination else None
     models = None
     if any(m in cfg.methods for m in ("dmpc", "dmpc_1step", "mbop", "bc")) or cfg.extra_model_dirs:
         models = ModelSet.load(model_dir)
     controllers = {}
     for method in cfg.methods:
         if method == "dmpc":
-            controllers[method] = DMPCController(models, planner_cfg, cfg.seed, cfg.execute, reward_fn)
+            controllers[method] = DMPCController(models, planner_cfg, cfg.seed, cfg.execute, reward_fn, healthy)
         elif method == "dmpc_1step":
             controllers[method] = DMPCController(models, PlannerConfig(**{**planner_cfg.__dict__,
                                                                           "autoregressive": True}),
-                                                 cfg.seed, cfg.execute, reward_fn)
+                                                 cfg.seed, cfg.execute, reward_fn, healthy)
         elif method == "mbop":
             if reward_fn is not None:
                 continue  # MBOP's ensemble predicts the training reward only
             controllers[method] = MBOPController(models, MBOPConfig(sizes.num_samples, cfg.mbop_sigma, cfg.mbop_beta,
                                                                     cfg.mbop_kappa, cfg.gamma, cfg.value_weight),
-                                                 cfg.seed)
+                                                 cfg.seed, healthy)
         elif method == "bc":
             controllers[method] = BCController(models)
         else:
             controllers[method] = PolicyController(behaviour_policy(ws, cfg.dataset), cfg.seed)
     if cfg.reward != "model" and cfg.compare_model_reward and "dmpc" in cfg.methods:
-        controllers["dmpc_original"] = DMPCController(models, planner_cfg, cfg.seed, cfg.execute, None)
+        controllers["dmpc_original"] = DMPCController(models, planner_cfg, cfg.seed, cfg.execute, None, healthy)
     for label, directory in cfg.extra_model_dirs.items():
         controllers[f"dmpc_{label}"] = DMPCController(ModelSet.load(directory), planner_cfg, cfg.seed, cfg.execute,
-                                                      reward_fn)
+                                                      reward_fn, healthy)
     metrics: dict = {}
     score_task = task_of(env_name) if cfg.reward == "model" else None
     for name, controller in controllers.items():
@@ -101,6 +111,18 @@ def evaluate(cfg: EvaluateConfig, log: RunLogger, results_root: Path | None = No
             result["normalized_mean"], result["normalized_std"] = float(scores.mean()), float(scores.std())
         metrics[name] = result
         log.summary({f"{name}/return_mean": result["return_mean"], f"{name}/ms_per_action": result["ms_per_action"]})
+    planners = {name: c for name, c in controllers.items() if isinstance(c, DMPCController)}
+    if cfg.diagnostics and planners:
+        actions = load_dataset(ws / "datasets" / f"{cfg.task}-{cfg.dataset}.npz", verify=False)[0]["actions"]
+        metrics["diagnostics"] = {}
+        for name, controller in planners.items():
+            diag = replay_diagnostic(
+                make_env(env_name, max_episode_steps=sizes.max_episode_steps, **env_kwargs),
+                make_env(env_name, max_episode_steps=10**9, **env_kwargs), controller, dmpc_candidates(controller),
+                states=sizes.diagnostic_states, every=sizes.diagnostic_every, seed=cfg.seed + 2000, gamma=cfg.gamma,
+                state_std=controller.models.normalizer.std, behaviour_std=actions.std(0))
+            metrics["diagnostics"][name] = diag
+            log.summary({f"{name}/rank_corr": diag["rank_corr"], f"{name}/spread_ratio": diag["spread_ratio"]})
     manifest = json.loads((ws / "datasets" / f"{cfg.task}-{cfg.dataset}.json").read_text())
     metrics["dataset"] = {"name": f"{cfg.task}-{cfg.dataset}", "n_transitions": manifest["n_transitions"],
                           "return_mean": manifest["returns"]["mean"], "sha256": manifest["sha256"],

@@ -3,7 +3,9 @@
 N trajectories are rolled out with the single-step ensemble (member k advances the k-th group of N/K), each
 step's action is the BC policy's action plus Gaussian noise `sigma`, mixed with the previous plan by `beta`;
 returns are the ensemble's rewards plus the terminal value; the executed plan is the exp(kappa * R)-weighted
-average of the candidates (MPPI-style). Jit-compiled.
+average of the candidates (MPPI-style). Jit-compiled. With the task's healthy rule (`healthy_fn`), termination is
+applied to the ensemble's predicted states exactly as in D-MPC's planner (dmpc/envs/termination.py), so both
+planners get the same knowledge.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from dataclasses import dataclass
 import jax
 import jax.numpy as jnp
 
+from dmpc.envs.termination import HealthyFn, terminate
 from dmpc.models.model_set import ModelSet
 
 
@@ -26,8 +29,10 @@ class MBOPConfig:
     value_weight: float = 1.0
 
 
-def make_mbop(models: ModelSet, cfg: MBOPConfig):
-    """`plan(params, s_norm (S,), prev_plan (F, A), key) -> (plan (F, A), returns (N,))`."""
+def make_mbop(models: ModelSet, cfg: MBOPConfig, healthy_fn: HealthyFn | None = None):
+    """`plan(params, s_norm (S,), prev_plan (F, A), key) -> (plan (F, A), returns (N,))`; `healthy_fn` on raw
+    states, None for no termination."""
+    mean, std = jnp.asarray(models.normalizer.mean), jnp.asarray(models.normalizer.std)
     bc, ens, value = models.models["bc"], models.models["ensemble"], models.models["value"]
     k_members = ens.members
     per = -(-cfg.num_samples // k_members)
@@ -49,10 +54,11 @@ def make_mbop(models: ModelSet, cfg: MBOPConfig):
         acts = acts.transpose(1, 2, 0, 3).reshape(k_members * per, horizon, -1)
         rews = rews.transpose(1, 2, 0).reshape(k_members * per, horizon)
         states = states.transpose(1, 2, 0, 3).reshape(k_members * per, horizon, -1)
-        returns = rews @ (cfg.gamma ** jnp.arange(horizon))
-        if cfg.value_weight:
-            returns = returns + cfg.value_weight * cfg.gamma**horizon * value(params["value"], states) \
-                * models.normalizer.value_scale
+        values = value(params["value"], states) * models.normalizer.value_scale if cfg.value_weight \
+            else jnp.zeros(rews.shape[:1])
+        if healthy_fn is not None:
+            rews, values, _ = terminate(rews, values, healthy_fn(states * std + mean))
+        returns = rews @ (cfg.gamma ** jnp.arange(horizon)) + cfg.value_weight * cfg.gamma**horizon * values
         weights = jax.nn.softmax(cfg.kappa * (returns - returns.max()) / (jnp.std(returns) + 1e-6))
         return jnp.einsum("n,nfa->fa", weights, acts), returns
 

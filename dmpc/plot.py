@@ -57,7 +57,7 @@ def plot_datasets(path: Path, record: dict, out: Path) -> Path:
 
 
 def _methods(metrics: dict) -> list[str]:
-    names = [m for m in metrics if m != "dataset"]
+    names = [m for m in metrics if m not in ("dataset", "diagnostics")]
     return sorted(names, key=lambda m: METHOD_ORDER.index(m) if m in METHOD_ORDER else len(METHOD_ORDER))
 
 

@@ -101,18 +101,25 @@ def concat_datasets(*datasets: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 
 def windows(data: dict[str, np.ndarray], history: int, horizon: int, gamma: float) -> dict[str, np.ndarray]:
-    """Training windows that stay inside one episode.
+    """Training windows that stay inside one episode, with value targets that bootstrap at timeouts.
 
-    For each step t with t+F-1 inside its episode: `hist` s_{t-H+1:t} (W, H, S) (the episode's first state
-    repeats before its start), `actions` a_{t:t+F-1} (W, F, A), `future` s_{t+1:t+F} (W, F, S),
-    `rewards` r_{t:t+F-1} (W, F), and `value` the discounted return from t+F to the episode's end (W,).
+    For each step t with t+F-1 inside its episode (last step e): `hist` s_{t-H+1:t} (W, H, S) (the episode's first
+    state repeats before its start), `actions` a_{t:t+F-1} (W, F, A), `future` s_{t+1:t+F} (W, F, S), `rewards`
+    r_{t:t+F-1} (W, F), `value` the discounted sum of the rewards from t+F to e (W,), and `episode` (W,) int32, the
+    window's episode (a row of `tail_future`).
+
+    The value target of a window is the return after t+F: `value` + `bootstrap` * V(`tail_future`[`episode`]).
+    `tail_future` (E, F, S) holds each episode's last planned states s_{e-F+2:e+1} (the `future` of its last window),
+    whose value is the return after e. `bootstrap` (W,) is gamma^(e+1-t-F) when the episode ended at a timeout (time
+    limit or the dataset's end: the return after e exists but is unobserved) and 0 at a terminal (it is 0), so only
+    true terminals end the return (`dmpc.models.value.value_targets`).
     """
     obs, next_obs = data["observations"], data["next_observations"]
     ends = np.flatnonzero(data["terminals"] | data["timeouts"])
     starts = np.concatenate([[0], ends[:-1] + 1])
     rewards = data["rewards"].astype(np.float64)
     togo = np.zeros(len(rewards) + 1)
-    hist_idx, fut_idx, val = [], [], []
+    hist_idx, fut_idx, val, boot, tails = [], [], [], [], []
     for start, end in zip(starts, ends, strict=True):
         for t in range(end, start - 1, -1):
             togo[t] = rewards[t] + gamma * togo[t + 1] if t < end else rewards[t]
@@ -125,10 +132,31 @@ def windows(data: dict[str, np.ndarray], history: int, horizon: int, gamma: floa
         fut_idx.append(ts[:, None] + np.arange(horizon)[None, :])
         after = ts + horizon
         val.append(np.where(after <= end, togo[np.minimum(after, end)], 0.0))
+        timeout = bool(data["timeouts"][end]) and not bool(data["terminals"][end])
+        boot.append(gamma ** (end + 1 - after) if timeout else np.zeros(len(ts)))
+        tails.append(np.full(len(ts), len(tails), np.int32))
     if not hist_idx:
         raise DatasetError(f"no episode is at least horizon={horizon} steps long")
     hist_idx, fut_idx = np.concatenate(hist_idx), np.concatenate(fut_idx)
+    episode = np.concatenate(tails)
+    last_rows = np.flatnonzero(np.r_[episode[1:] != episode[:-1], True])
     return {"hist": obs[hist_idx].astype(np.float32), "actions": data["actions"][fut_idx].astype(np.float32),
             "future": next_obs[fut_idx].astype(np.float32),
             "rewards": data["rewards"][fut_idx].astype(np.float32),
-            "value": np.concatenate(val).astype(np.float32)}
+            "value": np.concatenate(val).astype(np.float32), "bootstrap": np.concatenate(boot).astype(np.float32),
+            "episode": episode, "tail_future": next_obs[fut_idx[last_rows]].astype(np.float32)}
+
+
+def holdout_episodes(n_episodes: int, fraction: float, seed: int) -> np.ndarray:
+    """A held-out set of whole episodes (windows overlap inside an episode, so a split by window would leak):
+    round(fraction * E) of them, at least one, drawn with `seed`. Returns held_out (E,) bool (all False when
+    fraction is 0)."""
+    if fraction <= 0:
+        return np.zeros(n_episodes, bool)
+    if n_episodes < 2:
+        raise DatasetError(f"val_fraction={fraction} needs at least 2 episodes with a full window; the dataset has "
+                           f"{n_episodes} (set val_fraction=0 or use a longer dataset)")
+    count = min(n_episodes - 1, max(1, round(fraction * n_episodes)))
+    held = np.zeros(n_episodes, bool)
+    held[np.random.default_rng(seed).choice(n_episodes, count, replace=False)] = True
+    return held

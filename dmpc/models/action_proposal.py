@@ -26,9 +26,10 @@ class ActionProposal:
         """batch: `hist` (B, H, S) normalized, `actions` (B, F, A)."""
         return self.model.loss(params, batch["actions"], _flat(batch["hist"]), key)
 
-    def sample(self, params, hist: jnp.ndarray, key: jax.Array, steps: int | None = None) -> jnp.ndarray:
-        """(N, F, A) action sequences for normalized histories (N, H, S)."""
-        return self.model.sample(params, _flat(hist), key, steps)
+    def sample(self, params, hist: jnp.ndarray, key: jax.Array, steps: int | None = None,
+               eta: float | None = None) -> jnp.ndarray:
+        """(N, F, A) action sequences for normalized histories (N, H, S) (`steps`, `eta`: DDIM overrides)."""
+        return self.model.sample(params, _flat(hist), key, steps, eta)
 
 
 def _flat(x: jnp.ndarray) -> jnp.ndarray:

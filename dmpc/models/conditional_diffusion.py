@@ -49,9 +49,11 @@ class ConditionalDiffusion:
         return diffusion.ddpm_loss(lambda x, t, c: self.net.apply(params, x, t, c), x0, cond, key, self.abars,
                                   prediction=self.spec.prediction)
 
-    def sample(self, params, cond: jnp.ndarray, key: jax.Array, steps: int | None = None) -> jnp.ndarray:
-        """(B, F, D) samples for cond (B, C) with DDIM (`steps` overrides the spec's sample_steps)."""
+    def sample(self, params, cond: jnp.ndarray, key: jax.Array, steps: int | None = None,
+               eta: float | None = None) -> jnp.ndarray:
+        """(B, F, D) samples for cond (B, C) with DDIM (`steps`, `eta` override the spec's sample_steps, eta)."""
         timesteps = self.timesteps if steps is None else diffusion.ddim_timesteps(self.spec.train_steps, steps)
         return diffusion.ddim_sample(lambda x, t, c: self.net.apply(params, x, t, c), cond, key,
                                      (cond.shape[0], self.seq_len, self.dim), self.abars, timesteps,
-                                     eta=self.spec.eta, clip=self.spec.clip, prediction=self.spec.prediction)
+                                     eta=self.spec.eta if eta is None else eta, clip=self.spec.clip,
+                                     prediction=self.spec.prediction)

@@ -3,6 +3,11 @@
 V(s_{t+1:t+F}) ~ sum_{j >= t+F} gamma^{j-t-F} r_j (paper section 3.4: a Transformer over the trajectory
 predicts the return beyond F). One token per state, a learned [value] token read out at the end.
 Targets are divided by `scale` (the dataset's value std) for training.
+
+Targets (`value_targets`, windows from `dmpc.data.dataset.windows`): the observed discounted rewards after t+F up to
+the episode's last step e, plus, when the episode ended at a timeout, gamma^(e+1-t-F) times the network's own
+(stop-gradient) value of the episode's last planned states s_{e-F+2:e+1}: a time limit does not end the return, a
+terminal does. (The episode's last window bootstraps from itself, so it carries no gradient.)
 """
 
 from __future__ import annotations
@@ -10,6 +15,11 @@ from __future__ import annotations
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+
+
+def value_targets(observed: jnp.ndarray, bootstrap: jnp.ndarray, tail_values: jnp.ndarray) -> jnp.ndarray:
+    """Value targets (B,) = observed (B,) + bootstrap (B,) * tail_values (B,), all in the same (scaled) units."""
+    return observed + bootstrap * tail_values
 
 
 class ValueTransformer(nn.Module):
@@ -42,4 +52,8 @@ class ValueModel:
         return self.net.apply(params, future)
 
     def loss(self, params, batch: dict[str, jnp.ndarray], key: jax.Array) -> jnp.ndarray:
-        return jnp.mean((self(params, batch["future"]) - batch["value"]) ** 2)
+        """MSE to `value_targets`; batch: `future` (B, F, S), `value` (B,), `bootstrap` (B,), `episode` (B,) int
+        rows of `tail_future` (E, F, S) (a table passed whole, not minibatched)."""
+        tail = jax.lax.stop_gradient(self(params, batch["tail_future"][batch["episode"]]))
+        target = value_targets(batch["value"], batch["bootstrap"], tail)
+        return jnp.mean((self(params, batch["future"]) - target) ** 2)

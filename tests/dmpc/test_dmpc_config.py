@@ -45,6 +45,11 @@ def test_data_factory_composes_into_sub_ten_minute_chunks():
     ("train", "scales.cpu.proposal.sample_steps=1000", "scales.cpu.proposal.sample_steps"),
     ("train", "scales.cpu.dynamics.denoiser=unet3d", "scales.cpu.dynamics.denoiser"),
     ("train", "gamma=1.5", "gamma"),
+    ("train", "scales.cpu.val_fraction=0.9", "scales.cpu.val_fraction"),
+    ("train", "time_budget_s=-1", "time_budget_s"),
+    ("evaluate", "proposal_eta=2", "proposal_eta"),
+    ("evaluate", "proposal_steps=0", "proposal_steps"),
+    ("evaluate", "scales.cpu.diagnostic_every=0", "scales.cpu.diagnostic_every"),
     ("evaluate", "methods=[dmpc,ppo]", "methods[]"),
     ("evaluate", "reward=sparse", "reward"),
 ])

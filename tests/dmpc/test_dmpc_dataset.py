@@ -10,6 +10,7 @@ from dmpc.data.dataset import (
     DatasetError,
     complete_episode_returns,
     episode_returns,
+    holdout_episodes,
     load_dataset,
     save_dataset,
     windows,
@@ -58,6 +59,67 @@ def test_windows_stay_inside_episodes_and_value_targets():
     expected = [1.0, 0.0, 1 + 0.5 + 0.25, 1 + 0.5, 1.0, 0.0]
     np.testing.assert_allclose(w["value"], expected)
     np.testing.assert_allclose(episode_returns(data), [4.0, 6.0])
+    # episode 1 ends at a terminal (nothing after it), episode 2 at a timeout: gamma^(e+1-t-F), e = 9
+    np.testing.assert_allclose(w["bootstrap"], [0, 0, 0.5**3, 0.5**2, 0.5, 1.0])
+    np.testing.assert_array_equal(w["episode"], [0, 0, 1, 1, 1, 1])
+    np.testing.assert_array_equal(w["tail_future"][:, :, 0], [[1.5, 2.5, 3.5], [7.5, 8.5, 9.5]])
+
+
+def test_value_targets_bootstrap_at_timeouts_only():
+    """A 14-step trajectory cut at a time limit after step 5 (its return continues) and a separate episode that
+    ends at a terminal; with an oracle V of the cut episode's tail, the targets must equal the Monte-Carlo returns
+    of the *uncut* trajectory (NumPy reference); a terminal must not bootstrap (the oracle's 1e6 must not leak in)."""
+    import jax.numpy as jnp
+
+    from dmpc.models.value import value_targets
+
+    gamma, horizon, history = 0.9, 3, 2
+    rng = np.random.default_rng(0)
+    full_rewards = rng.uniform(-1, 2, 14)
+    lengths, terminal_last = (6, 5), (False, True)  # the cut trajectory's first 6 steps, then a terminal episode
+    data = _toy(lengths, terminal_last)
+    data["rewards"] = np.concatenate([full_rewards[:6], rng.uniform(-1, 2, 5)]).astype(np.float32)
+    w = windows(data, history, horizon, gamma)
+
+    def mc(rewards, t):  # discounted return from step t to the end of `rewards`
+        return sum(gamma ** (j - t) * rewards[j] for j in range(t, len(rewards)))
+
+    r32 = data["rewards"].astype(np.float64)
+    full = np.concatenate([r32[:6], full_rewards[6:]])
+    oracle_tail = np.array([mc(full, 6), 1e6])  # V(tail) of episode 0 = the return after its step 5
+    targets = np.asarray(value_targets(jnp.asarray(w["value"]), jnp.asarray(w["bootstrap"]),
+                                       jnp.asarray(oracle_tail[w["episode"]])))
+    ref = [mc(full, t + horizon) for t in range(0, 6 - horizon + 1)]  # cut episode: t = 0..3
+    ref += [mc(r32[6:], t + horizon) for t in range(0, 5 - horizon + 1)]  # terminal episode: t = 0..2
+    np.testing.assert_allclose(targets, ref, rtol=1e-5)
+    # the tail states are the ones V is asked about: s_{e-F+2:e+1} = next_observations[e-F+1:e+1]
+    np.testing.assert_array_equal(w["tail_future"][0, :, 0], data["next_observations"][3:6, 0])
+
+
+def test_value_loss_regresses_on_the_bootstrapped_targets():
+    import jax
+    import jax.numpy as jnp
+
+    from dmpc.models.value import ValueModel
+
+    model = ValueModel(horizon=3, obs_dim=1, hidden=8, layers=1, heads=2)
+    params = jax.jit(model.init)(jax.random.key(0))
+    w = windows(_toy(), history=2, horizon=3, gamma=0.5)
+    batch = {k: jnp.asarray(w[k]) for k in ("future", "value", "bootstrap", "episode", "tail_future")}
+    apply, loss = jax.jit(model.__call__), jax.jit(model.loss)
+    pred, tail = np.asarray(apply(params, batch["future"])), np.asarray(apply(params, batch["tail_future"]))
+    expected = np.mean((pred - (w["value"] + w["bootstrap"] * tail[w["episode"]])) ** 2)
+    assert float(loss(params, batch, jax.random.key(1))) == pytest.approx(float(expected), rel=1e-5)
+    no_bootstrap = float(loss(params, {**batch, "bootstrap": batch["bootstrap"] * 0}, jax.random.key(1)))
+    assert no_bootstrap != pytest.approx(float(expected), rel=1e-3)
+
+
+def test_holdout_is_whole_episodes_and_seeded():
+    held = holdout_episodes(20, 0.1, seed=3)
+    assert held.sum() == 2 and np.array_equal(held, holdout_episodes(20, 0.1, seed=3))
+    assert not holdout_episodes(20, 0.0, seed=3).any() and holdout_episodes(3, 0.1, seed=0).sum() == 1
+    with pytest.raises(DatasetError, match="val_fraction=0.1"):
+        holdout_episodes(1, 0.1, seed=0)
 
 
 def test_random_rollout_has_d4rl_keys_and_consistent_transitions():

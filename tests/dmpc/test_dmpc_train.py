@@ -1,0 +1,135 @@
+"""Model training: exactly `steps` steps, a held-out loss, the value model's tables, and a killed / budget-stopped
+run that resumes to the same parameters as an uninterrupted one."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.experimental.compilation_cache import compilation_cache
+
+from common.config import LoggerConfig
+from common.logging import RunLogger
+from common.run_config import ResumeError
+from dmpc.config import DiffusionSection, TrainConfig, TrainSizes
+from dmpc.data.dataset import save_dataset, windows
+from dmpc.data.rollouts import PolicySpec, collect_transitions
+from dmpc.models.model_set import ModelSet, Normalizer
+from dmpc.train import STATE_DIR, train, training_arrays
+from dmpc.training import fit
+
+MODELS = ["reward", "bc"]  # small MLPs: XLA compilation is most of the time here; every model fits the same way
+
+QUIET = LoggerConfig(backend="jsonl", mode="disabled", progress=False)
+TINY = DiffusionSection(hidden=16, layers=1, train_steps=10, sample_steps=3)
+
+
+def test_fit_runs_exactly_steps_and_reports_a_held_out_loss():
+    """10 steps in chunks of 4 are 4 + 4 + 2 (the optimizer's step counters say 10, not 12)."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((64, 3)).astype(np.float32)
+    arrays = {"x": x, "y": x @ np.array([1.0, -2.0, 0.5], np.float32)}
+
+    def loss(p, b, k):
+        return jnp.mean((b["x"] @ p["w"] - b["y"]) ** 2)
+
+    state = fit(loss, {"w": jnp.zeros(3)}, arrays, steps=10, batch_size=16, lr=0.1, key=jax.random.key(0),
+                chunk=4, val_arrays={k: v[:20] for k, v in arrays.items()})
+    assert state.step == 10 and state.history["step"] == [4, 8, 10]
+    leaves = jax.tree_util.tree_leaves(state.opt_state)
+    counts = [int(leaf) for leaf in leaves if jnp.issubdtype(leaf.dtype, jnp.integer)]
+    assert counts and all(c == 10 for c in counts)
+    val = state.history["val_loss"]
+    assert len(val) == 3 and val[-1] < val[0]
+
+
+def _data():
+    return collect_transitions("hopper", PolicySpec("uniform", 3), 400, seed=0, stream=1, max_episode_steps=60)
+
+
+def test_training_arrays_split_whole_episodes_and_normalize_the_value_tables():
+    win = windows(_data(), history=2, horizon=4, gamma=0.99)
+    norm = Normalizer(np.full(11, 0.5, np.float32), np.full(11, 2.0, np.float32), value_scale=4.0)
+    rows, val, tables = training_arrays(win, norm, val_fraction=0.2, seed=0)
+    assert len(rows["value"]) + len(val["value"]) == len(win["value"])
+    assert not set(rows["episode"].tolist()) & set(val["episode"].tolist())
+    assert len(set(val["episode"].tolist())) == round(0.2 * len(win["tail_future"]))
+    np.testing.assert_allclose(tables["tail_future"], (win["tail_future"] - 0.5) / 2.0, rtol=1e-6)
+    held = np.isin(win["episode"], val["episode"])
+    np.testing.assert_allclose(val["value"], win["value"][held] / 4.0, rtol=1e-6)
+    np.testing.assert_array_equal(val["bootstrap"], win["bootstrap"][held])
+    assert rows["episode"].dtype == np.int32 and rows["hist"].dtype == np.float32
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    """A tiny random-policy dataset, and JAX's persistent compilation cache for this module (its runs compile the
+    same programs; the cache is switched off again afterwards)."""
+    ws = tmp_path_factory.mktemp("ws")
+    save_dataset(ws / "datasets", "hopper", "medium", _data(), {"env": "Hopper-v5"})
+    keys = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs",
+            "jax_persistent_cache_min_entry_size_bytes")
+    old = {k: getattr(jax.config, k) for k in keys}
+    for k, v in zip(keys, (str(tmp_path_factory.mktemp("xla")), 0.0, 0), strict=True):
+        jax.config.update(k, v)
+    yield ws
+    for k, v in old.items():
+        jax.config.update(k, v)
+    compilation_cache.reset_cache()
+
+
+def _cfg(workspace, model_dir, **overrides) -> TrainConfig:
+    sizes = TrainSizes(steps=21, batch_size=16, lr=1e-3, chunk=7, proposal=TINY, dynamics=TINY, mlp_hidden=[16],
+                       value_hidden=8, value_layers=1, ensemble_members=2, val_fraction=0.2)
+    fields = {"workspace": str(workspace), "model_dir": str(model_dir), "models": MODELS, "horizon": 4,
+              "ckpt_every_s": 0.0, "scales": {"cpu": sizes, "gpu": TrainSizes()}, "logger": QUIET,
+              **overrides}
+    return TrainConfig(**fields)
+
+
+class Killed(Exception):
+    pass
+
+
+class DyingLogger(RunLogger):
+    """Raises on the n-th `log` call: after the chunk's training, before its checkpoint (that work is lost)."""
+
+    def __init__(self, run_dir, n: int) -> None:
+        super().__init__(QUIET, run_dir)
+        self.calls, self.n = 0, n
+
+    def log(self, metrics, step=None) -> None:
+        self.calls += 1
+        if self.calls == self.n:
+            raise Killed(step)
+        super().log(metrics, step)
+
+
+def _params(model_dir):
+    models = ModelSet.load(model_dir)
+    return {name: jax.tree_util.tree_leaves(models.params[name]) for name in MODELS}
+
+
+def test_killed_run_resumes_to_the_same_parameters(workspace, tmp_path):
+    reference_dir, resumed_dir = tmp_path / "reference", tmp_path / "resumed"
+    with RunLogger(QUIET, tmp_path / "log0") as log:
+        reference = train(_cfg(workspace, reference_dir), log)
+    assert reference["done"] and reference["n_val_windows"] > 0 and not (reference_dir / STATE_DIR).exists()
+    assert reference["losses"]["bc"]["val_last"] is not None
+
+    with pytest.raises(Killed):  # 3 chunks per model: dies in bc's 2nd chunk (reward is done)
+        train(_cfg(workspace, resumed_dir), DyingLogger(tmp_path / "log1", n=5))
+    assert (resumed_dir / STATE_DIR / "run_config.json").is_file()
+    with pytest.raises(ResumeError, match="lr"), RunLogger(QUIET, tmp_path / "log2") as log:
+        bad = _cfg(workspace, resumed_dir)
+        bad.scales["cpu"].lr = 5e-3
+        train(bad, log)
+    with RunLogger(QUIET, tmp_path / "log3") as log:  # a budget that ends after one chunk: stops with a checkpoint
+        partial = train(_cfg(workspace, resumed_dir, time_budget_s=1e-9), log)
+    assert partial["resumed"] and not partial["done"]
+    with RunLogger(QUIET, tmp_path / "log4") as log:
+        resumed = train(_cfg(workspace, resumed_dir), log)
+    assert resumed["done"] and resumed["losses"] == reference["losses"]
+    want, got = _params(reference_dir), _params(resumed_dir)
+    for name in want:
+        for a, b in zip(want[name], got[name], strict=True):
+            np.testing.assert_array_equal(a, b, err_msg=name)
