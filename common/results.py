@@ -68,8 +68,28 @@ def provenance(device: str | None = None, wall_s: float | None = None) -> dict[s
         "device": device or f"cpu ({os.cpu_count()} cores)",
         "versions": versions,
         "wall_s": None if wall_s is None else round(float(wall_s), 3),
-        "command": " ".join(sys.argv),
+        "command": command_line(sys.argv),
     }
+
+
+def command_line(argv: list[str], root: Path | None = None) -> str:
+    """The command that ran, as a user would type it in the repository: a script of the repo becomes
+    `python -m <module>`, and the repository's own path in an argument becomes relative (no machine paths).
+
+    >>> command_line(["/home/u/paperclub/ssd/bench.py", "experiment=bench_cpu"], Path("/home/u/paperclub"))
+    'python -m ssd.bench experiment=bench_cpu'
+    """
+    root = (root or repo_root()).resolve()
+    head, args = Path(argv[0]) if argv else Path(), [str(a) for a in argv[1:]]
+    try:
+        rel = head.resolve().relative_to(root)
+    except (OSError, ValueError):
+        parts = [str(head)] if argv else []
+    else:
+        module = [part for part in rel.with_suffix("").parts if part != "__main__"]
+        parts = ["python", "-m", ".".join(module)] if rel.suffix == ".py" else [rel.as_posix()]
+    prefix = str(root) + os.sep
+    return " ".join(parts + [a.replace(prefix, "").replace(str(root), ".") for a in args])
 
 
 def result_path(package: str, name: str, root: Path | None = None) -> Path:

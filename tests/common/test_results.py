@@ -63,3 +63,17 @@ def test_git_state_prefers_the_commit_a_tree_copy_states(monkeypatch, tmp_path):
     assert git_state(tmp_path) == ("f" * 40, True)  # dirty unless stated clean
     monkeypatch.delenv("PAPERCLUB_GIT_COMMIT")
     assert git_state(tmp_path) == ("unknown", True)  # no checkout, nothing stated
+
+
+def test_the_command_is_recorded_as_typed_in_the_repository(tmp_path):
+    from common.results import command_line
+
+    root = tmp_path / "repo"
+    (root / "ssd").mkdir(parents=True)
+    (root / "common" / "data" / "text").mkdir(parents=True)
+    assert command_line([str(root / "ssd" / "bench.py"), "experiment=bench_cpu", f"results_root={root}/out"],
+                        root) == "python -m ssd.bench experiment=bench_cpu results_root=out"
+    assert command_line([str(root / "common/data/text/__main__.py"), "verify"], root) == \
+        "python -m common.data.text verify"
+    assert command_line(["/usr/bin/tool", "x=1"], root) == "/usr/bin/tool x=1"  # outside the repo: as it was
+    assert command_line([], root) == ""
