@@ -1,4 +1,4 @@
-"""Config schemas of the three entry points (Hydra structured configs; YAML roots in configs/dmpc/).
+"""Config schemas of the entry points (Hydra structured configs; YAML roots in configs/dmpc/).
 
 Sizes that differ between a 2-core CPU and one H200 live in `scales.cpu` / `scales.gpu`; `scale=gpu` on the
 command line picks the other block, so GPU runs need no code change. `__post_init__` checks raise ConfigError
@@ -16,7 +16,7 @@ from common.paths import data_dir
 TASKS = ("hopper", "halfcheetah", "walker2d", "walker2d_jump", "walker2d_broken_ankle")
 D4RL_TASKS = ("hopper", "halfcheetah", "walker2d")  # the tasks with D4RL reference returns (behaviour policies)
 DATASETS = ("random", "medium", "medium-replay", "medium-expert", "expert", "play")
-METHODS = ("dmpc", "dmpc_1step", "mbop", "bc", "behaviour")
+METHODS = ("dmpc", "dmpc_1step", "mbop", "bc", "behaviour", "dmpc_distilled")
 SCALES = ("cpu", "gpu")
 
 
@@ -311,6 +311,71 @@ class EvaluateConfig:
 
     @property
     def sizes(self) -> EvalSizes:
+        return self.scales[self.scale]
+
+
+@dataclass
+class DistillSizes:
+    """Labelled states, DAgger rounds and the student's fit (dmpc/distill.py)."""
+
+    dataset_states: int = 1000  # dataset states of training episodes labelled by the planner (round 0)
+    val_states: int = 200  # labelled states of held-out episodes: label agreement
+    val_fraction: float = 0.1  # episodes held out (dmpc.train's split for the same seed and fraction)
+    rounds: int = 2  # DAgger rounds after round 0
+    states_per_round: int = 300  # states the student visits in the env, labelled and added per DAgger round
+    label_batch: int = 1  # states labelled per compiled planner call (> 1: vmap over states, for a GPU)
+    steps: int = 2000  # AdamW steps per round
+    batch_size: int = 128
+    lr: float = 1e-3
+    chunk: int = 500
+    num_samples: int = 32  # the planner's N
+    episodes: int = 2  # evaluation episodes: the student after every round, the planner once
+    max_episode_steps: int = 300  # evaluation and DAgger episodes
+
+    def check(self, prefix: str) -> None:
+        for key in ("dataset_states", "val_states", "states_per_round", "label_batch", "steps", "batch_size",
+                    "chunk", "num_samples", "episodes", "max_episode_steps"):
+            check_range(f"{prefix}.{key}", getattr(self, key), 1)
+        check_range(f"{prefix}.rounds", self.rounds, 0)
+        check_range(f"{prefix}.val_fraction", self.val_fraction, 0.0, 0.5, low_open=True)
+        check_range(f"{prefix}.lr", self.lr, 0.0, 1.0, low_open=True)
+
+
+@dataclass
+class DistillConfig:
+    """`python -m dmpc.distill`: the D-MPC planner (as `dmpc.evaluate` runs it) distilled into an MLP policy."""
+
+    task: str = "hopper"
+    dataset: str = "medium"
+    scale: str = "cpu"
+    seed: int = 0
+    workspace: str = ""
+    model_dir: str = ""  # default <workspace>/models/<dataset>; the student is saved here as `distilled`
+    gamma: float = 0.99
+    value_weight: float = 1.0
+    termination: bool = True  # the planner's healthy rule (as in dmpc.evaluate)
+    proposal_steps: int | None = None
+    proposal_eta: float | None = None
+    write_results: bool = False  # experiments/dmpc/results/distill_<scale>.json (the make target sets it)
+    scales: dict[str, DistillSizes] = field(default_factory=lambda: {"cpu": DistillSizes(), "gpu": DistillSizes()})
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+
+    def __post_init__(self) -> None:
+        check_choice("task", self.task, TASKS)
+        check_choice("dataset", self.dataset, DATASETS)
+        check_choice("scale", self.scale, SCALES)
+        check_range("seed", self.seed, 0)
+        check_range("gamma", self.gamma, 0.0, 1.0, high_open=True)
+        check_range("value_weight", self.value_weight, 0.0)
+        if self.proposal_steps is not None:
+            check_range("proposal_steps", self.proposal_steps, 1)
+        if self.proposal_eta is not None:
+            check_range("proposal_eta", self.proposal_eta, 0.0, 1.0)
+        _check_scales(self.scales)
+        self.sizes.check(f"scales.{self.scale}")
+
+    @property
+    def sizes(self) -> DistillSizes:
         return self.scales[self.scale]
 
 

@@ -1,4 +1,4 @@
-"""Closed-loop controllers evaluated in the env: D-MPC, MBOP, BC and the behaviour policy.
+"""Closed-loop controllers evaluated in the env: D-MPC, MBOP, BC (or the distilled planner) and the behaviour policy.
 
 Every controller has `reset(obs)` and `act(obs) -> action (A,) float32`. Planners keep the last H observations
 and replan every `execute` steps (executing the best plan's first actions in between).
@@ -65,17 +65,20 @@ class MBOPController:
 
 
 class BCController:
-    def __init__(self, models: ModelSet) -> None:
-        self.models = models
-        bc = models.models["bc"]
-        self.fn = jax.jit(lambda p, s: bc(p, s))
+    """A deterministic MLP policy of the current state from the model set: the BC baseline (`name="bc"`) or the
+    planner's distilled student (`name="distilled"`); it reads `models.params[name]` at every call."""
+
+    def __init__(self, models: ModelSet, name: str = "bc") -> None:
+        self.models, self.name = models, name
+        policy = models.models[name]
+        self.fn = jax.jit(lambda p, s: policy(p, s))
 
     def reset(self, obs: np.ndarray) -> None:
         pass
 
     def act(self, obs: np.ndarray) -> np.ndarray:
         s = jnp.asarray(self.models.normalizer.norm(obs), jnp.float32)
-        return np.asarray(self.fn(self.models.params["bc"], s), np.float32)
+        return np.asarray(self.fn(self.models.params[self.name], s), np.float32)
 
 
 class PolicyController:

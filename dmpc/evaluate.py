@@ -2,7 +2,8 @@
 
 Methods: `dmpc` (multi-step diffusion proposal + dynamics, sample-score-rank), `dmpc_1step` (ablation:
 single-step diffusion dynamics rolled out autoregressively), `mbop` (single-step ensemble + BC proposal),
-`bc`, `behaviour` (the policy that generated the dataset). `extra_model_dirs={label: dir}` adds D-MPC runs with
+`bc`, `behaviour` (the policy that generated the dataset), `dmpc_distilled` (the planner distilled into BC's network by
+`python -m dmpc.distill`, saved in the model dir as `distilled`). `extra_model_dirs={label: dir}` adds D-MPC runs with
 other model sets (e.g. dynamics fine-tuned on broken-ankle play data) as `dmpc_<label>`.
 `env=walker2d_jump reward=jump` passes the jump reward to the planner at run time (novel reward, no retraining);
 `compare_model_reward=true` adds `dmpc_original`, the same models planning for the learned (walking) reward.
@@ -76,8 +77,11 @@ def evaluate(cfg: EvaluateConfig, log: RunLogger, results_root: Path | None = No
                                 proposal_steps=cfg.proposal_steps, proposal_eta=cfg.proposal_eta)
     healthy = healthy_rule(env_name) if cfg.termination else None
     models = None
-    if any(m in cfg.methods for m in ("dmpc", "dmpc_1step", "mbop", "bc")) or cfg.extra_model_dirs:
+    if any(m in cfg.methods for m in ("dmpc", "dmpc_1step", "mbop", "bc", "dmpc_distilled")) or cfg.extra_model_dirs:
         models = ModelSet.load(model_dir)
+    if "dmpc_distilled" in cfg.methods and "distilled" not in models.params:
+        raise CheckpointError(f"methods=[dmpc_distilled] needs a distilled policy: none at {model_dir / 'distilled'}; "
+                              f"run `python -m dmpc.distill task={cfg.task} dataset={cfg.dataset}` first")
     controllers = {}
     for method in cfg.methods:
         if method == "dmpc":
@@ -94,6 +98,8 @@ def evaluate(cfg: EvaluateConfig, log: RunLogger, results_root: Path | None = No
                                                  cfg.seed, healthy)
         elif method == "bc":
             controllers[method] = BCController(models)
+        elif method == "dmpc_distilled":
+            controllers[method] = BCController(models, "distilled")
         else:
             controllers[method] = PolicyController(behaviour_policy(ws, cfg.dataset), cfg.seed)
     if cfg.reward != "model" and cfg.compare_model_reward and "dmpc" in cfg.methods:

@@ -3,6 +3,9 @@
 - `d4rl_<task>_<dataset>_<scale>.json` -> figures/d4rl_<task>_<dataset>_<scale>.png: D4RL-normalized score
   per method (bars, with the dataset's own average as a dashed line) and planning latency (ms per action).
 - `jump_*.json`, `broken_ankle_*.json` -> one bar chart of returns per method.
+- `distill_<scale>.json` -> the distilled student per DAgger round: its return next to the planner's (dashed), and
+  its MSE to the planner's actions on held-out states (and on the states it visits itself, before training on
+  them) next to the untrained policy's and BC's (dashed, dotted); actions/s of both in the title.
 - `datasets.json` -> figures/datasets.png: each dataset's D4RL-normalized level per task, with the levels D4RL's
   definitions give (its `paper` block) as dashed marks.
 - `trainer_costs_*.json` has no figure (the status table shows it).
@@ -17,7 +20,7 @@ from common.paths import experiments_dir
 from common.plotting import PALETTE, PAPER_STYLE, new_figure, save_figure
 from common.results import read_result
 
-METHOD_ORDER = ("dmpc", "dmpc_1step", "dmpc_finetuned", "dmpc_original", "mbop", "bc", "behaviour")
+METHOD_ORDER = ("dmpc", "dmpc_1step", "dmpc_finetuned", "dmpc_original", "dmpc_distilled", "mbop", "bc", "behaviour")
 
 
 def plot_all(results_dir: Path | None = None, figures_dir: Path | None = None) -> list[Path]:
@@ -28,6 +31,8 @@ def plot_all(results_dir: Path | None = None, figures_dir: Path | None = None) -
         record = read_result(path)
         if record["experiment"] == "datasets":
             written.append(plot_datasets(path, record, figures_dir / f"{path.stem}.png"))
+        elif record["experiment"] == "distill":
+            written.append(plot_distill(path, record, figures_dir / f"{path.stem}.png"))
         elif record["experiment"] != "trainer_costs":
             written.append(plot_result(path, record, figures_dir / f"{path.stem}.png"))
     return written
@@ -54,6 +59,36 @@ def plot_datasets(path: Path, record: dict, out: Path) -> Path:
     ax.set_title(f"our datasets ({record['scale']} scale); dashes: D4RL's definitions")
     ax.legend(fontsize=7, ncols=5, loc="upper center", bbox_to_anchor=(0.5, -0.12), frameon=False)
     return save_figure(fig, out, source=path, caption=f"dataset levels at {record['scale']} scale")
+
+
+def plot_distill(path: Path, record: dict, out: Path) -> Path:
+    metrics = record["metrics"]
+    rounds = [r["round"] for r in metrics["rounds"]]
+    fig, axes = new_figure(ncols=2)
+    ax, ax2 = axes[0]
+    ax.plot(rounds, [r["return_mean"] for r in metrics["rounds"]], "o-", color=PALETTE[0], label="student")
+    ax.axhline(metrics["planner"]["return_mean"], label="D-MPC planner", **PAPER_STYLE)
+    ax.set_xlabel("DAgger round")
+    ax.set_ylabel("episode return")
+    ax.legend(fontsize=8, frameon=True, framealpha=0.9)
+    speed = metrics["student"]["actions_per_s"], metrics["planner"]["actions_per_s"]
+    ax.set_title(f"{speed[0]:.0f} vs {speed[1]:.1f} actions/s" if all(speed) else "return")
+    ax2.plot(rounds, [r["val_mse"] for r in metrics["rounds"]], "o-", color=PALETTE[1],
+             label="student, held-out episodes")
+    visited = [(r["round"], r["visited_mse"]) for r in metrics["rounds"] if r["visited_mse"] is not None]
+    if visited:
+        ax2.plot(*zip(*visited, strict=True), "s", color=PALETTE[2], label="previous student, states it visits")
+    ax2.axhline(metrics["untrained_val_mse"], label="untrained", **PAPER_STYLE)
+    if metrics.get("bc_val_mse") is not None:
+        ax2.axhline(metrics["bc_val_mse"], label="BC", **{**PAPER_STYLE, "linestyle": ":"})
+    ax2.set_yscale("log")
+    for axis in (ax, ax2):
+        axis.set_xticks(rounds)
+    ax2.set_xlabel("DAgger round")
+    ax2.set_ylabel("MSE to the planner's actions")
+    ax2.legend(fontsize=8, frameon=True, framealpha=0.9)
+    fig.subplots_adjust(wspace=0.45)
+    return save_figure(fig, out, source=path, caption=f"planner distillation at {record['scale']} scale")
 
 
 def _methods(metrics: dict) -> list[str]:

@@ -9,7 +9,9 @@ Resume: `<model_dir>/train_state/` holds the run's `run_config.json` (common.run
 config is refused unless `force_resume=true`) and per model a `dmpc.training.FitState` checkpoint, written every
 `ckpt_every_s` seconds at a chunk boundary and when the model is done (then without its optimizer state). The same
 command continues where a killed or budget-stopped (`time_budget_s`) launch left off, to the same parameters; a model
-already done is not retrained. When every model is done the set is saved and `train_state/` removed.
+already done is not retrained. When every model is done the set is saved and `train_state/` removed, and so is a
+distilled policy (dmpc.distill) of the model dir when one of the planner's models was (re)trained: it imitated the
+old planner.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from common.seed import seed_everything
 from dmpc.config import TrainConfig, TrainSizes, workspace_dir
 from dmpc.data.dataset import holdout_episodes, load_dataset, windows
 from dmpc.models.conditional_diffusion import DiffusionSpec
-from dmpc.models.model_set import MODEL_NAMES, ModelDims, ModelHyper, ModelSet, Normalizer
+from dmpc.models.model_set import MODEL_NAMES, PLANNER_MODELS, ModelDims, ModelHyper, ModelSet, Normalizer
 from dmpc.training import FitState, fit, load_fit_state, make_optimizer, save_fit_state
 
 # where a launch stops and how often it checkpoints: free to differ between a run and its resumption
@@ -103,6 +105,9 @@ def train(cfg: TrainConfig, log: RunLogger) -> dict:
         if cfg.finetune_from and Path(cfg.finetune_from).resolve() != model_dir.resolve():
             for stale in MODEL_NAMES:
                 shutil.rmtree(model_dir / stale, ignore_errors=True)
+        if set(cfg.models) & set(PLANNER_MODELS):  # a distilled policy imitated the planner before this run
+            models.params.pop("distilled", None)
+            shutil.rmtree(model_dir / "distilled", ignore_errors=True)
         models.save(model_dir, step=steps)
         shutil.rmtree(state_dir)
     log.summary({f"{n}/{k}": v for n, d in losses.items() for k, v in d.items() if v is not None})

@@ -35,6 +35,20 @@ fig-dmpc-broken-ankle: dmpc-walker2d  ## dmpc: broken-ankle Walker2d, D-MPC with
 		+extra_model_dirs.finetuned=$(DMPC_ANKLE)/models/finetuned $(DMPC_LOG)
 	$(PY) -m dmpc.plot
 
+# distillation (issue 15): reproduce-dmpc's hopper-medium models -> the planner distilled into an MLP policy (DAgger
+# rounds), results/distill_<scale>.json, then dmpc.evaluate of planner, student and BC under the same protocol
+DMPC_HOPPER_MODELS = $(DMPC_DATA)/hopper_$(SCALE)/models/medium
+FIG_TARGETS += fig-dmpc-distill
+.PHONY: fig-dmpc-distill
+
+fig-dmpc-distill: $(STAMP)  ## dmpc: the planner distilled into a fast MLP policy, scored (after reproduce-dmpc)
+	@test -f $(DMPC_HOPPER_MODELS)/model_set.json || { echo "error: no hopper-medium models:" \
+		"$(DMPC_HOPPER_MODELS)/model_set.json is missing; run \`make reproduce-dmpc SCALE=$(SCALE)\` first" >&2; exit 2; }
+	$(PY) -m dmpc.distill task=hopper dataset=medium scale=$(SCALE) write_results=true $(DMPC_LOG)
+	$(PY) -m dmpc.evaluate task=hopper dataset=medium scale=$(SCALE) methods=[dmpc,dmpc_distilled,bc] \
+		diagnostics=false experiment=distill_eval_hopper_medium $(DMPC_LOG)
+	$(PY) -m dmpc.plot
+
 test-dmpc: $(STAMP)  ## dmpc: the package's tests (CPU, ~2 min on 2 cores)
 	$(PY) -m pytest tests/dmpc -q
 
@@ -109,8 +123,38 @@ dmpc-gpu-datasets:  ## dmpc [GPU node]: the 15 datasets from the committed polic
 		mode=datasets logger=jsonl scales.gpu.workers=15 $(DMPC_ARGS) 2>&1 | tee $(OUT)/datasets.log; \
 		status=$$?; $(DMPC_GPU_PACK); exit $$status
 
+# Planner models on the GPU node, one model per run (dmpc.train resumes: dmpc/README.md "Planner hardening"), all
+# into one model dir: DMPC_MODEL=proposal, then dynamics, dynamics_1step, reward, value, bc, ensemble, each repeated
+# until its log says "done": true. The dataset (> 64 MiB: it cannot travel) is regenerated on the node from the
+# committed gpu policies when it is not there. A run carries data/dmpc/wheels and the model dir's train_state/ (one
+# FitState: 37 MiB for a gpu diffusion model with its Adam moments) and returns model_set.json, the newest
+# checkpoint of train_state/<model> and the finished <model>/; earlier models stay here.
+DMPC_TASK ?= hopper
+DMPC_DATASET ?= medium
+DMPC_MODEL ?= proposal
+DMPC_GPU_MODELS = data/dmpc/$(DMPC_TASK)_gpu/models/$(DMPC_DATASET)
+DMPC_GPU_DATASET = data/dmpc/$(DMPC_TASK)_gpu/datasets/$(DMPC_TASK)-$(DMPC_DATASET).npz
+DMPC_GPU_MODELS_PACK = { ls -d $(DMPC_GPU_MODELS)/model_set.json $(DMPC_GPU_MODELS)/$(DMPC_MODEL) \
+	$(DMPC_GPU_MODELS)/train_state/run_config.json 2>/dev/null; \
+	ls -d $(DMPC_GPU_MODELS)/train_state/$(DMPC_MODEL)/step_*.safetensors 2>/dev/null | tail -n 1; } \
+	| tar -c -T - | split -b 15m -d - $(OUT)/dmpc.tar.
+.PHONY: dmpc-gpu-models
+
+dmpc-gpu-models:  ## dmpc [GPU node]: one 420 s chunk of one model (DMPC_MODEL=proposal, ...); repeat until "done": true
+	set -o pipefail; $(DMPC_GPU_SETUP) && { test -f $(DMPC_GPU_DATASET) || $(DMPC_GPU_ENV) $(DMPC_GPU_PY) -m dmpc.collect \
+		task=$(DMPC_TASK) scale=gpu mode=datasets datasets=[$(DMPC_DATASET)] \
+		policies_dir=experiments/dmpc/policies/$(DMPC_TASK)_gpu scales.gpu.workers=15 logger=jsonl; } 2>&1 \
+		| tee $(OUT)/datasets.log && $(DMPC_GPU_ENV) $(DMPC_GPU_PY) -m dmpc.train task=$(DMPC_TASK) \
+		dataset=$(DMPC_DATASET) scale=gpu models=[$(DMPC_MODEL)] model_dir=$(DMPC_GPU_MODELS) time_budget_s=420 \
+		logger=jsonl $(DMPC_ARGS) 2>&1 | tee $(OUT)/train_$(DMPC_MODEL).log; status=$$?; $(DMPC_GPU_MODELS_PACK); \
+		exit $$status
+
+# the SAC run dir is replaced whole; of a model dir, train_state/ and the model folders the archive holds
 dmpc-gpu-unpack:  ## dmpc: unpack what a dmpc-gpu-* run returned (FROM=<files_at>) into data/dmpc and experiments/dmpc
 	@test -n "$(FROM)" || { echo "usage: make dmpc-gpu-unpack FROM=<the run's files_at folder>" >&2; exit 2; }
-	if cat $(FROM)/dmpc.tar.* | tar -t | grep -q '^$(DMPC_GPU_RUN)/'; then rm -rf $(DMPC_GPU_RUN); fi
+	list=$$(cat $(FROM)/dmpc.tar.* | tar -t); \
+	if grep -q '^$(DMPC_GPU_RUN)/' <<< "$$list"; then rm -rf $(DMPC_GPU_RUN); fi; \
+	for dir in $$(grep -oE '^data/dmpc/[^/]+_gpu/models/[^/]+/' <<< "$$list" | sort -u); do \
+		rm -rf $${dir}train_state $$(grep -xE "$${dir}[^/]+/" <<< "$$list"); done
 	cat $(FROM)/dmpc.tar.* | tar -x
 	@ls -la $(DMPC_GPU_RUN) 2>/dev/null; ls experiments/dmpc/policies

@@ -1,6 +1,8 @@
 """The set of models one training run produces, with the state normalizer; saved one checkpoint per model.
 
-`ModelSet.build(dims, cfg)` makes the model objects; `params[name]` holds each trained model's parameters.
+`ModelSet(dims, hyper, normalizer)` makes the model objects; `params[name]` holds each trained model's parameters.
+`distilled` (written by dmpc.distill, not dmpc.train) is the planner's student, BC's network trained on the
+planner's actions.
 Checkpoints: `<dir>/<name>/step_*.safetensors` via common.checkpoint (flax params flattened to named arrays)
 plus `<dir>/model_set.json` with dims, the normalizer and the model config, so evaluation needs only the dir.
 """
@@ -24,7 +26,8 @@ from dmpc.models.ensemble_dynamics import EnsembleDynamics
 from dmpc.models.reward import RewardModel
 from dmpc.models.value import ValueModel
 
-MODEL_NAMES = ("proposal", "dynamics", "dynamics_1step", "reward", "value", "bc", "ensemble")
+MODEL_NAMES = ("proposal", "dynamics", "dynamics_1step", "reward", "value", "bc", "ensemble", "distilled")
+PLANNER_MODELS = ("proposal", "dynamics", "reward", "value")  # what D-MPC plans with (and `distilled` imitates)
 
 
 @dataclass
@@ -77,6 +80,7 @@ class ModelSet:
             "value": ValueModel(d.horizon, d.obs_dim, hyper.value_hidden, hyper.value_layers),
             "bc": BCPolicy(d.obs_dim, d.act_dim, hyper.mlp_hidden),
             "ensemble": EnsembleDynamics(d.obs_dim, d.act_dim, hyper.ensemble_members, hyper.mlp_hidden),
+            "distilled": BCPolicy(d.obs_dim, d.act_dim, hyper.mlp_hidden),  # the planner's student (dmpc.distill)
         }
         self.params: dict[str, Any] = {}
 

@@ -61,6 +61,9 @@ CASES = [
     ("dmpc.evaluate", ["experiment=nope"], ["experiment='nope'", "'broken_ankle', 'data_factory', 'jump'"]),
     ("dmpc.bench", ["tasks=[hopper,nope]"], ["tasks[]='nope'", "'walker2d'"]),
     ("dmpc.bench", ["tasks=[]"], ["tasks=[]", "at least one task"]),
+    ("dmpc.distill", ["scales.cpu.rounds=-1"], ["scales.cpu.rounds=-1", "[0, inf]"]),
+    ("dmpc.distill", ["scale=gpu", "scales.gpu.val_fraction=0.9"], ["scales.gpu.val_fraction=0.9", "(0.0, 0.5]"]),
+    ("dmpc.distill", ["task=ant"], ["task='ant'", "'hopper'"]),
     ("generalization.run", ["experiment=nope"], ["experiment='nope'", "'polynomial'", "'bound_gpu'"]),
     ("generalization.run", ["polynomial.n_train=0"], ["polynomial.n_train=0", "[1, inf]"]),
     ("generalization.run", ["polynomial.seeds=-1"], ["polynomial.seeds=-1", "[1, inf]"]),
@@ -241,7 +244,8 @@ def assert_one_line_error(result: dict, expected: list[str]) -> None:
 def test_table_covers_every_entry_point():
     entry_points = {"data_constrained.train", "data_constrained.sweep", "data_constrained.fit",
                     "data_constrained.ensemble", "data_constrained.distill", "dmpc.collect", "dmpc.train",
-                    "dmpc.evaluate", "dmpc.bench", "generalization.run", "lejepa.pretrain", "lejepa.train", "lejepa.plan",
+                    "dmpc.evaluate", "dmpc.bench", "dmpc.distill",
+                    "generalization.run", "lejepa.pretrain", "lejepa.train", "lejepa.plan",
                     "lejepa.surprise", "lejepa.collect", "ssd.bench", "ssd.multigpu_bench", "ssd.generate", "ssd.make_tiny", "ssd.plot",
                     "ssd.training.train_pair"}
     found = {str(p.relative_to(REPO).with_suffix("")).replace(os.sep, ".")

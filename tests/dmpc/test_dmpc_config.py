@@ -5,9 +5,10 @@ import re
 import pytest
 
 from common.config import ConfigError, compose
-from dmpc.config import BenchConfig, CollectConfig, EvaluateConfig, TrainConfig
+from dmpc.config import BenchConfig, CollectConfig, DistillConfig, EvaluateConfig, TrainConfig
 
-ENTRIES = {"collect": CollectConfig, "train": TrainConfig, "evaluate": EvaluateConfig, "bench": BenchConfig}
+ENTRIES = {"collect": CollectConfig, "train": TrainConfig, "evaluate": EvaluateConfig, "bench": BenchConfig,
+           "distill": DistillConfig}
 
 
 @pytest.mark.parametrize("entry", sorted(ENTRIES))
@@ -16,6 +17,13 @@ def test_entry_points_compose_at_both_scales(entry):
     gpu = compose("dmpc", entry, ENTRIES[entry], ["logger=jsonl", "scale=gpu"])
     assert cpu.scale == "cpu" and gpu.scale == "gpu"
     assert cpu.sizes != gpu.sizes
+
+
+def test_distill_writes_results_only_when_asked():
+    cfg = compose("dmpc", "distill", DistillConfig, ["logger=jsonl"])
+    assert not cfg.write_results and cfg.sizes.rounds >= 1 and cfg.sizes.label_batch == 1
+    assert "dmpc_distilled" in compose("dmpc", "evaluate", EvaluateConfig, ["logger=jsonl",
+                                                                            "methods=[dmpc_distilled]"]).methods
 
 
 def test_experiment_configs_compose():
@@ -52,6 +60,11 @@ def test_data_factory_composes_into_sub_ten_minute_chunks():
     ("evaluate", "scales.cpu.diagnostic_every=0", "scales.cpu.diagnostic_every"),
     ("evaluate", "methods=[dmpc,ppo]", "methods[]"),
     ("evaluate", "reward=sparse", "reward"),
+    ("evaluate", "methods=[dmpc_distilled,nope]", "methods[]"),
+    ("distill", "scales.cpu.rounds=-1", "scales.cpu.rounds"),
+    ("distill", "scales.cpu.val_fraction=0", "scales.cpu.val_fraction"),
+    ("distill", "scales.cpu.label_batch=0", "scales.cpu.label_batch"),
+    ("distill", "proposal_eta=2", "proposal_eta"),
 ])
 def test_bad_value_names_the_key(entry, override, key):
     with pytest.raises(ConfigError, match="^" + re.escape(key) + "="):

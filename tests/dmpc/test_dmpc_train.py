@@ -133,3 +133,14 @@ def test_killed_run_resumes_to_the_same_parameters(workspace, tmp_path):
     for name in want:
         for a, b in zip(want[name], got[name], strict=True):
             np.testing.assert_array_equal(a, b, err_msg=name)
+
+
+def test_retraining_a_planner_model_drops_the_distilled_policy(workspace, tmp_path):
+    """`distilled` imitated the planner the model dir held: stale once a planner model is retrained, not after BC."""
+    model_dir = tmp_path / "models"
+    (model_dir / "distilled").mkdir(parents=True)
+    with RunLogger(QUIET, tmp_path / "log") as log:
+        train(_cfg(workspace, model_dir, models=["bc"]), log)
+        assert (model_dir / "distilled").is_dir()
+        train(_cfg(workspace, model_dir, models=["reward"]), log)
+    assert not (model_dir / "distilled").exists() and "reward" in ModelSet.load(model_dir).params
