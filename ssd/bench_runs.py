@@ -174,6 +174,11 @@ def mean_or_none(values: list[float]) -> float | None:
     return sum(values) / len(values) if values else None
 
 
+def fraction_identical(outputs: list[list[int]], reference: list[list[int]]) -> float | None:
+    """Fraction of the outputs token-identical to the reference outputs of the same prompts (None for none)."""
+    return mean_or_none([float(a == b) for a, b in zip(outputs, reference, strict=True)])
+
+
 def ratio_or_none(a: float | None, b: float | None) -> float | None:
     """a / b, or None when either is missing (or b is 0)."""
     return a / b if a is not None and b else None

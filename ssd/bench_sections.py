@@ -12,7 +12,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ssd.bench_runs import Bench, SectionSkipped, mean_or_none, ratio_or_none, round_breakdown
+from ssd.bench_runs import (
+    Bench,
+    SectionSkipped,
+    fraction_identical,
+    mean_or_none,
+    ratio_or_none,
+    round_breakdown,
+)
 from ssd.decoding.fanout import uniform_fanout
 
 ISSUE_SHAPES = ("1b", "3b")  # the shapes the issue's bound target is about; others are timing only
@@ -202,8 +209,7 @@ def hf_assisted(bench: Bench) -> dict[str, Any]:
             out[f"{prefix}tokens_per_s"] = rate
             reference = bench.reference.get(0.0)
             if reference is not None:
-                out[f"{prefix}fraction_identical_to_ar"] = mean_or_none([float(a == b) for a, b in
-                                                                  zip(outputs, reference, strict=True)])
+                out[f"{prefix}fraction_identical_to_ar"] = fraction_identical(outputs, reference)
             bench.save_partial("hf_assisted", out)
     finally:
         hf_logging.set_verbosity(verbosity)
@@ -333,8 +339,8 @@ def batch_sweep(bench: Bench) -> dict[str, Any]:
         if "ar" in rows and cfg.sampling.temperature == 0:
             for s in rows:
                 if s != "ar":
-                    same = [a == b for a, b in zip(rows[s]["outputs"], rows["ar"]["outputs"], strict=True)]
-                    out.setdefault(f"fraction_identical_{s}", []).append(sum(same) / len(same))
+                    out.setdefault(f"fraction_identical_{s}", []).append(
+                        fraction_identical(rows[s]["outputs"], rows["ar"]["outputs"]))
         _append_speedups(out, rows)
         bench.save_partial("batch", out)
     return out
@@ -426,8 +432,7 @@ def speculation_k(bench: Bench) -> dict[str, Any]:
             out.setdefault(f"tokens_per_s_{s}", []).append(row["tokens_per_s"])
             out.setdefault(f"mean_accepted_{s}", []).append(row["mean_accepted"])
             if cfg.sampling.temperature == 0:
-                same = [a == b for a, b in zip(row["outputs"], ar["outputs"], strict=True)]
-                out.setdefault(f"fraction_identical_{s}", []).append(sum(same) / len(same))
+                out.setdefault(f"fraction_identical_{s}", []).append(fraction_identical(row["outputs"], ar["outputs"]))
         if "ssd" in rows:
             out.setdefault("cache_hit_rate_ssd", []).append(rows["ssd"]["cache_hit_rate"])
         _append_speedups(out, rows)
