@@ -297,15 +297,10 @@ class EvaluateConfig:
         check_choice("reward", self.reward, ("model", "jump"))
         check_range("seed", self.seed, 0)
         check_range("execute", self.execute, 1)
-        check_range("gamma", self.gamma, 0.0, 1.0, high_open=True)
-        check_range("value_weight", self.value_weight, 0.0)
+        _check_planner(self)
         check_range("mbop_sigma", self.mbop_sigma, 0.0)
         check_range("mbop_kappa", self.mbop_kappa, 0.0)
         check_range("mbop_beta", self.mbop_beta, 0.0, 1.0)
-        if self.proposal_steps is not None:
-            check_range("proposal_steps", self.proposal_steps, 1)
-        if self.proposal_eta is not None:
-            check_range("proposal_eta", self.proposal_eta, 0.0, 1.0)
         _check_scales(self.scales)
         self.sizes.check(f"scales.{self.scale}")
 
@@ -365,18 +360,23 @@ class DistillConfig:
         check_choice("dataset", self.dataset, DATASETS)
         check_choice("scale", self.scale, SCALES)
         check_range("seed", self.seed, 0)
-        check_range("gamma", self.gamma, 0.0, 1.0, high_open=True)
-        check_range("value_weight", self.value_weight, 0.0)
-        if self.proposal_steps is not None:
-            check_range("proposal_steps", self.proposal_steps, 1)
-        if self.proposal_eta is not None:
-            check_range("proposal_eta", self.proposal_eta, 0.0, 1.0)
+        _check_planner(self)
         _check_scales(self.scales)
         self.sizes.check(f"scales.{self.scale}")
 
     @property
     def sizes(self) -> DistillSizes:
         return self.scales[self.scale]
+
+
+def _check_planner(cfg: EvaluateConfig | DistillConfig) -> None:
+    """The planner settings evaluate and distill share: gamma, value weight, the proposal's DDIM steps and eta."""
+    check_range("gamma", cfg.gamma, 0.0, 1.0, high_open=True)
+    check_range("value_weight", cfg.value_weight, 0.0)
+    if cfg.proposal_steps is not None:
+        check_range("proposal_steps", cfg.proposal_steps, 1)
+    if cfg.proposal_eta is not None:
+        check_range("proposal_eta", cfg.proposal_eta, 0.0, 1.0)
 
 
 def _check_scales(scales: dict) -> None:
