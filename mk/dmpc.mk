@@ -45,8 +45,7 @@ fig-dmpc-distill: $(STAMP)  ## dmpc: the planner distilled into a fast MLP polic
 	@test -f $(DMPC_HOPPER_MODELS)/model_set.json || { echo "error: no hopper-medium models:" \
 		"$(DMPC_HOPPER_MODELS)/model_set.json is missing; run \`make reproduce-dmpc SCALE=$(SCALE)\` first" >&2; exit 2; }
 	$(PY) -m dmpc.distill task=hopper dataset=medium scale=$(SCALE) write_results=true $(DMPC_LOG)
-	$(PY) -m dmpc.evaluate task=hopper dataset=medium scale=$(SCALE) methods=[dmpc,dmpc_distilled,bc] \
-		diagnostics=false experiment=distill_eval_hopper_medium $(DMPC_LOG)
+	$(PY) -m dmpc.evaluate experiment=distill_eval scale=$(SCALE) $(DMPC_LOG)
 	$(PY) -m dmpc.plot
 
 test-dmpc: $(STAMP)  ## dmpc: the package's tests (CPU, ~2 min on 2 cores)

@@ -32,6 +32,8 @@ def test_experiment_configs_compose():
     ankle = compose("dmpc", "evaluate", EvaluateConfig,
                     ["logger=jsonl", "experiment=broken_ankle", "+extra_model_dirs.finetuned=/x"])
     assert ankle.env == "walker2d_broken_ankle" and ankle.extra_model_dirs == {"finetuned": "/x"}
+    distilled = compose("dmpc", "evaluate", EvaluateConfig, ["logger=jsonl", "experiment=distill_eval"])
+    assert distilled.methods == ["dmpc", "dmpc_distilled", "bc"] and distilled.experiment == "distill_eval_hopper_medium"
 
 
 def test_data_factory_composes_into_sub_ten_minute_chunks():
