@@ -44,7 +44,14 @@ from torch import Tensor, nn
 
 from common.errors import PaperclubError
 from ssd.models.llama import Llama, LlamaConfig
-from ssd.models.loading import IGNORED_SUFFIXES, ModelLoadError, architecture, load_model, read_hf_config
+from ssd.models.loading import (
+    IGNORED_SUFFIXES,
+    ModelLoadError,
+    architecture,
+    check_checkpoint_shapes,
+    load_model,
+    read_hf_config,
+)
 
 # module path suffix -> which width it splits (column-parallel: output rows; row-parallel: input columns)
 COLUMN_PARALLEL = {"self_attn.q_proj": "q", "self_attn.k_proj": "kv", "self_attn.v_proj": "kv",
@@ -238,30 +245,11 @@ def load_tensor_parallel(path: str | Path, group: TensorParallelGroup | None, dt
     except TensorParallelError as err:
         raise TensorParallelError(f"{path}: {err}") from None
     with CheckpointTensors(path) as tensors:
-        check_checkpoint_shapes(path, config, model_cls, tensors.shapes())
+        with torch.device("meta"):
+            expected = {name: tuple(t.shape) for name, t in model_cls(config).state_dict().items()}
+        check_checkpoint_shapes(path, hf["architectures"][0], config, expected, tensors.shapes())
         return build_shard(config, model_cls, tensors, group, dtype, device,
                            max_len or config.max_position_embeddings)
-
-
-def check_checkpoint_shapes(path: Path, config: LlamaConfig, model_cls: type[Llama],
-                            shapes: dict[str, tuple[int, ...]]) -> None:
-    """ModelLoadError unless the checkpoint has exactly the tensors (and shapes) `model_cls(config)` needs."""
-    with torch.device("meta"):
-        expected = {name: tuple(t.shape) for name, t in model_cls(config).state_dict().items()}
-    shapes = dict(shapes)
-    if config.tie_word_embeddings:
-        expected.pop("lm_head.weight", None)
-        shapes.pop("lm_head.weight", None)
-    missing, unexpected = sorted(set(expected) - set(shapes)), sorted(set(shapes) - set(expected))
-    if missing:
-        raise ModelLoadError(f"{path}: checkpoint is missing {len(missing)} tensor(s) the {model_cls.__name__} "
-                             f"config needs, e.g. {missing[:4]}")
-    if unexpected:
-        raise ModelLoadError(f"{path}: checkpoint has {len(unexpected)} tensor(s) this architecture does not use, "
-                             f"e.g. {unexpected[:4]} (config.json and weights disagree?)")
-    for name, shape in shapes.items():
-        if shape != expected[name]:
-            raise ModelLoadError(f"{path}: tensor {name} has shape {shape}, config.json implies {expected[name]}")
 
 
 class CheckpointTensors:

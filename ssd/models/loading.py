@@ -31,6 +31,26 @@ class ModelLoadError(PaperclubError, RuntimeError):
     """A checkpoint directory cannot be loaded (the message names the path and the problem)."""
 
 
+def check_checkpoint_shapes(path: Path, arch: str, config: LlamaConfig, expected: dict[str, tuple[int, ...]],
+                            shapes: dict[str, tuple[int, ...]]) -> None:
+    """ModelLoadError unless the checkpoint's tensor shapes `shapes` are exactly the `expected` ones of the `arch`
+    model for `config` (the tied LM head is not expected from the checkpoint)."""
+    expected, shapes = dict(expected), dict(shapes)
+    if config.tie_word_embeddings:
+        expected.pop("lm_head.weight", None)
+        shapes.pop("lm_head.weight", None)
+    missing, unexpected = sorted(set(expected) - set(shapes)), sorted(set(shapes) - set(expected))
+    if missing:
+        raise ModelLoadError(f"{path}: checkpoint is missing {len(missing)} tensor(s) the {arch} config needs, "
+                             f"e.g. {missing[:4]}")
+    if unexpected:
+        raise ModelLoadError(f"{path}: checkpoint has {len(unexpected)} tensor(s) this architecture does not use, "
+                             f"e.g. {unexpected[:4]} (config.json and weights disagree?)")
+    for name, shape in shapes.items():
+        if shape != expected[name]:
+            raise ModelLoadError(f"{path}: tensor {name} has shape {shape}, config.json implies {expected[name]}")
+
+
 def load_model(path: str | Path, dtype: torch.dtype = torch.float32, device: str = "cpu",
                max_len: int | None = None) -> Llama:
     """The model in `path` (HF layout) in eval mode on `device`, projections fused, rotary table ready for
@@ -40,24 +60,12 @@ def load_model(path: str | Path, dtype: torch.dtype = torch.float32, device: str
     config_cls, model_cls = architecture(hf, path)
     config = config_cls.from_hf(hf)
     state = read_safetensors_state(path)
-    with torch.device("meta"):
-        model = model_cls(config)
-    expected = {name: p for name, p in model.state_dict().items()}
     if config.tie_word_embeddings:
         state.pop("lm_head.weight", None)
-        expected.pop("lm_head.weight", None)
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    if missing:
-        raise ModelLoadError(f"{path}: checkpoint is missing {len(missing)} tensor(s) the "
-                             f"{hf['architectures'][0]} config needs, e.g. {missing[:4]}")
-    if unexpected:
-        raise ModelLoadError(f"{path}: checkpoint has {len(unexpected)} tensor(s) this architecture does not use, "
-                             f"e.g. {unexpected[:4]} (config.json and weights disagree?)")
-    for name, tensor in state.items():
-        if tuple(tensor.shape) != tuple(expected[name].shape):
-            raise ModelLoadError(f"{path}: tensor {name} has shape {tuple(tensor.shape)}, config.json implies "
-                                 f"{tuple(expected[name].shape)}")
+    with torch.device("meta"):
+        model = model_cls(config)
+    check_checkpoint_shapes(path, hf["architectures"][0], config, {n: tuple(p.shape) for n, p in model.state_dict().items()},
+                            {name: tuple(t.shape) for name, t in state.items()})
     state = {name: t.to(device=device, dtype=dtype) for name, t in state.items()}
     model.load_state_dict(state, strict=False, assign=True)
     if config.tie_word_embeddings:
