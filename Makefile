@@ -27,8 +27,11 @@ $(STAMP): pyproject.toml tools/install.sh tools/apt-packages.txt
 
 install: $(STAMP)  ## create .venv, install CPU torch (no GPU) + paperclub[all,dev] + Debian data packages
 
-test: $(STAMP)  ## run the test suite (CPU; GPU tests are skipped without CUDA)
-	$(PY) -m pytest
+# pytest-xdist workers for `make test`; one test file per worker (--dist loadfile), so a module's fixtures are built
+# once. TEST_WORKERS=0 runs everything in one process.
+TEST_WORKERS ?= 2
+test: $(STAMP)  ## run the test suite (CPU; GPU tests are skipped without CUDA; TEST_WORKERS=2 processes)
+	$(PY) -m pytest $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadfile)
 
 lint: $(STAMP)  ## ruff
 	$(PY) -m ruff check .
