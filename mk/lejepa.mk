@@ -102,6 +102,8 @@ $(LEJEPA_MUJOCO_SITE)/.installed:
 	@touch $@
 
 lejepa-mujoco-site: $(STAMP) $(LEJEPA_MUJOCO_SITE)/.installed  ## lejepa: mujoco 3.17.0 for dm_control / ogbench in data/lejepa/mujoco_site (PyPI, once)
+# `make test` installs it too, so that the DMC Reacher and OGBench Cube env tests run in CI instead of skipping
+test: $(LEJEPA_MUJOCO_SITE)/.installed
 
 # ---- GPU runs (README "GPU runs"): a bare H200 node without PyPI; the wheels travel in data/lejepa/gpu_wheels ----
 LEJEPA_GPU_PY ?= python3

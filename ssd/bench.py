@@ -128,7 +128,26 @@ def headline(sections: dict[str, Any]) -> dict[str, Any]:
                 out[key] = peers[key]
                 ours = (b or {}).get("shapes", {}).get(peers["shape"], {}).get("ar_tok_s")
                 out[f"ar_speedup_vs_{key.removesuffix('_tok_s')}"] = ratio_or_none(ours, peers[key])
+    if sections.get("speculation_k"):
+        out.update(best_k(sections["speculation_k"]))
     return {key: value for key, value in out.items() if value is not None}
+
+
+def best_k(sweep: dict[str, Any]) -> dict[str, Any]:
+    """Each strategy at its own fastest K of the `speculation_k` sweep (one run, one AR): `best_k_<s>`,
+    `<s>_best_k_tok_s` and the three speedups with the suffix `_best_k` (SSD vs SD compares both at their best K)."""
+    out: dict[str, Any] = {}
+    rate = {"ar": sweep.get("tokens_per_s_ar")}
+    for strategy in ("sd", "ssd"):
+        values = sweep.get(f"tokens_per_s_{strategy}")
+        if values:
+            i = max(range(len(values)), key=values.__getitem__)
+            out[f"best_k_{strategy}"], out[f"{strategy}_best_k_tok_s"] = sweep["k"][i], values[i]
+            rate[strategy] = values[i]
+    for key, (a, b) in {"sd_speedup_vs_ar": ("sd", "ar"), "ssd_speedup_vs_sd": ("ssd", "sd"),
+                        "ssd_speedup_vs_ar": ("ssd", "ar")}.items():
+        out[f"{key}_best_k"] = ratio_or_none(rate.get(a), rate.get(b))
+    return out
 
 
 # ------------------------------------------------------------------------------------------------- entry point

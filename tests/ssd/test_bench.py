@@ -12,7 +12,7 @@ from common.claims import load_claims
 from common.config import ConfigError, compose
 from common.results import write_result
 from ssd import bench_sections
-from ssd.bench import headline, run_bench
+from ssd.bench import best_k, headline, run_bench
 from ssd.bench_config import SECTION_NAMES, BenchConfig
 from ssd.bench_runs import round_breakdown
 from ssd.bench_sections import _pair_training
@@ -103,6 +103,21 @@ def test_tiny_bench_sweeps_have_one_entry_per_setting(tiny_bench):
     ks = m["speculation_k"]
     assert ks["k"] == [1, 2] and len(ks["ssd_speedup_vs_sd"]) == len(ks["cache_hit_rate_ssd"]) == 2
     assert ks["fraction_identical_sd"] == ks["fraction_identical_ssd"] == [1.0, 1.0]  # lossless at every K
+    for s in ("sd", "ssd"):  # the headline's best-K keys are the sweep's fastest entries
+        i = ks[f"tokens_per_s_{s}"].index(max(ks[f"tokens_per_s_{s}"]))
+        assert m[f"best_k_{s}"] == ks["k"][i] and m[f"{s}_best_k_tok_s"] == ks[f"tokens_per_s_{s}"][i]
+    assert m["ssd_speedup_vs_sd_best_k"] == pytest.approx(m["ssd_best_k_tok_s"] / m["sd_best_k_tok_s"])
+    assert m["sd_speedup_vs_ar_best_k"] == pytest.approx(m["sd_best_k_tok_s"] / ks["tokens_per_s_ar"])
+
+
+def test_best_k_picks_each_strategys_fastest_k():
+    sweep = {"k": [2, 3, 4], "tokens_per_s_ar": 100.0, "tokens_per_s_sd": [150.0, 180.0, 170.0],
+             "tokens_per_s_ssd": [200.0, 190.0, 120.0]}
+    out = best_k(sweep)
+    assert (out["best_k_sd"], out["best_k_ssd"]) == (3, 2)
+    assert out["ssd_speedup_vs_sd_best_k"] == pytest.approx(200 / 180)
+    assert out["ssd_speedup_vs_ar_best_k"] == pytest.approx(2.0) and out["sd_speedup_vs_ar_best_k"] == pytest.approx(1.8)
+    assert best_k({"k": [2], "tokens_per_s_ar": 100.0, "tokens_per_s_sd": [150.0]})["ssd_speedup_vs_sd_best_k"] is None
 
 
 def test_uniform_fanout_splits_the_budget_evenly():
