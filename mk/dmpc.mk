@@ -90,7 +90,8 @@ bench-dmpc: $(STAMP)  ## dmpc: ms per SAC update / us per env step, ours vs sbx-
 
 # On the GPU node (one H200, the image's python3, no .venv): each command below is one `run` of < 9 minutes that
 # carries data/dmpc/wheels and the run folder, and returns its state as <= 15 MiB parts in $(OUT). Here, after
-# each run: `make dmpc-gpu-unpack FROM=<files_at>`. dmpc/README.md "GPU data factory" has the sequence.
+# each run: `make dmpc-gpu-unpack FROM=<files_at>`. dmpc/README.md "GPU data factory" has the sequence. A pack
+# replaces the parts an earlier target of the same call left in $(OUT), so targets chain (the last one's state wins).
 DMPC_WHEELS = data/dmpc/wheels
 DMPC_GPU_RUN = data/dmpc/sac_gpu_hopper-walker2d-halfcheetah_s0
 DMPC_GPU_PY ?= python3
@@ -99,7 +100,7 @@ DMPC_GPU_ENV = PYTHONPATH=/tmp/dmpc-site:$(CURDIR) PYTHONUNBUFFERED=1 XLA_FLAGS=
 	XLA_PYTHON_CLIENT_PREALLOCATE=false WANDB_MODE=disabled
 DMPC_GPU_SETUP = $(DMPC_GPU_PY) -m pip install -q --no-index --no-deps --no-compile --target /tmp/dmpc-site \
 	$(DMPC_WHEELS)/*.whl
-DMPC_GPU_PACK = ls -d $(DMPC_GPU_RUN) experiments/dmpc/policies/*_gpu experiments/dmpc/results/datasets.json \
+DMPC_GPU_PACK = rm -f $(OUT)/dmpc.tar.*; ls -d $(DMPC_GPU_RUN) experiments/dmpc/policies/*_gpu experiments/dmpc/results/datasets.json \
 	experiments/dmpc/results/trainer_costs_gpu.json 2>/dev/null | tar -c -T - | split -b 15m -d - $(OUT)/dmpc.tar.
 
 dmpc-gpu-wheels:  ## dmpc: the 8 wheels (11 MB) the GPU image lacks for collect (mujoco, gymnasium, hydra) -> data/dmpc/wheels
@@ -133,7 +134,7 @@ DMPC_DATASET ?= medium
 DMPC_MODEL ?= proposal
 DMPC_GPU_MODELS = data/dmpc/$(DMPC_TASK)_gpu/models/$(DMPC_DATASET)
 DMPC_GPU_DATASET = data/dmpc/$(DMPC_TASK)_gpu/datasets/$(DMPC_TASK)-$(DMPC_DATASET).npz
-DMPC_GPU_MODELS_PACK = { ls -d $(DMPC_GPU_MODELS)/model_set.json $(DMPC_GPU_MODELS)/$(DMPC_MODEL) \
+DMPC_GPU_MODELS_PACK = rm -f $(OUT)/dmpc.tar.*; { ls -d $(DMPC_GPU_MODELS)/model_set.json $(DMPC_GPU_MODELS)/$(DMPC_MODEL) \
 	$(DMPC_GPU_MODELS)/train_state/run_config.json 2>/dev/null; \
 	ls -d $(DMPC_GPU_MODELS)/train_state/$(DMPC_MODEL)/step_*.safetensors 2>/dev/null | tail -n 1; } \
 	| tar -c -T - | split -b 15m -d - $(OUT)/dmpc.tar.
