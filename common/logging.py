@@ -59,17 +59,33 @@ class RunLogger:
         self._jsonl = self.metrics_path.open("a", buffering=1)
         self._start = time.perf_counter()
         self._closed = False
+        self._series: set[str] = set()
         self.wandb_run = None
         self._write({"event": "start", "name": name, "config": config or {}, **resumed})
         if self.cfg.backend == "wandb" and self.cfg.mode != "disabled":
             self.wandb_run = self._init_wandb(config or {}, name, bool(resume_step and resume_step > 0))
 
-    def log(self, metrics: dict[str, Any], step: int | None = None) -> None:
-        """Record scalar metrics (numbers, numpy/torch scalars) at `step`."""
+    def log(self, metrics: dict[str, Any], step: int | None = None, series: str | None = None) -> None:
+        """Record scalar metrics (numbers, numpy/torch scalars) at `step`.
+
+        `series` names a step counter of its own, for a run that trains several models one after the other (the
+        ssd pair: `target`, then `draft` from step 0 again): W&B would drop every step below one already logged, so
+        the series' metrics are plotted against `<series>/step` instead (W&B's define_metric), and metrics.jsonl
+        records say `"series"`.
+        """
         clean = {key: _scalar(value) for key, value in metrics.items()}
-        self._write({"step": step, "time_s": round(time.perf_counter() - self._start, 4), **clean})
-        if self.wandb_run is not None:
+        tag = {} if series is None else {"series": series}
+        self._write({"step": step, **tag, "time_s": round(time.perf_counter() - self._start, 4), **clean})
+        if self.wandb_run is None:
+            return
+        if series is None:
             self.wandb_run.log(clean, step=step)
+            return
+        if series not in self._series:
+            self._series.add(series)
+            self.wandb_run.define_metric(f"{series}/step")
+            self.wandb_run.define_metric(f"{series}/*", step_metric=f"{series}/step")
+        self.wandb_run.log({**clean, **({} if step is None else {f"{series}/step": step})})
 
     def summary(self, metrics: dict[str, Any]) -> None:
         """Record final metrics (W&B run summary + a `summary` line in metrics.jsonl)."""

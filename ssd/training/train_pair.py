@@ -237,7 +237,7 @@ def _train_model(name: str, spec: ModelSpec, cfg: TrainPairConfig, data: dict[st
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(torch_optimizer_state(state["optim"]))
         train_s = float(state["train_s"])
-        log.log({f"{name}/resumed_from_step": step}, step=step)
+        log.log({f"{name}/resumed_from_step": step}, step=step, series=name)
     else:
         record_run_config(ckpt_dir, run_config, ())
     forward = torch.compile(model) if cfg.compile else model
@@ -275,10 +275,10 @@ def _train_model(name: str, spec: ModelSpec, cfg: TrainPairConfig, data: dict[st
         done = step + 1
         if done % 10 == 0 or done == spec.steps:
             loss_value = loss.item()  # a host sync every 10 steps only
-            log.log({f"{name}/loss": loss_value, f"{name}/lr": _lr(spec, step)}, step=done)
+            log.log({f"{name}/loss": loss_value, f"{name}/lr": _lr(spec, step)}, step=done, series=name)
         if cfg.eval_every and done % cfg.eval_every == 0 and done < spec.steps:
             log.log({f"{name}/val_loss": _val_loss(model, data["val"], cfg, device, amp_dtype, quick=True)},
-                    step=done)
+                    step=done, series=name)
             model.train()
         if device.startswith("cuda"):
             torch.cuda.synchronize()

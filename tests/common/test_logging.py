@@ -28,6 +28,24 @@ def test_jsonl_and_offline_wandb_round_trip(tmp_path):
     assert run["summary"]["final_loss"] == pytest.approx(1 / 3)
 
 
+def test_series_restart_their_step_without_wandb_dropping_them(tmp_path):
+    """Two models trained one after the other in one run (the ssd pair): the second's steps restart at 1. Logged
+    with plain `step=`, W&B drops every row below the first model's last step; as series, all reach W&B, each
+    against its own `<series>/step`."""
+    cfg = LoggerConfig(backend="wandb", mode="offline", progress=False)
+    with RunLogger(cfg, tmp_path, name="pair") as log:
+        for name, losses in (("target", [3.0, 2.0, 1.0]), ("draft", [4.0, 3.5])):
+            for step, loss in enumerate(losses, start=1):
+                log.log({f"{name}/loss": loss}, step=step, series=name)
+    history = read_wandb_offline(tmp_path)["history"]
+    assert [(r["draft/step"], r["draft/loss"]) for r in history if "draft/loss" in r] == [(1, 4.0), (2, 3.5)]
+    assert [(r["target/step"], r["target/loss"]) for r in history if "target/loss" in r] == [
+        (1, 3.0), (2, 2.0), (3, 1.0)]
+    records = [r for r in read_metrics(tmp_path / "metrics.jsonl") if "series" in r]
+    assert [(r["series"], r["step"]) for r in records] == [("target", 1), ("target", 2), ("target", 3),
+                                                           ("draft", 1), ("draft", 2)]
+
+
 def test_exception_closes_with_failed_status_and_keeps_metrics(tmp_path):
     with pytest.raises(RuntimeError), RunLogger(LoggerConfig(backend="jsonl", mode="disabled"), tmp_path) as log:
         log.log({"loss": 2.0}, step=0)
