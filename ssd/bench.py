@@ -47,7 +47,7 @@ from common.config import as_dict, hydra_app, run_dir
 from common.logging import RunLogger
 from common.seed import seed_everything
 from ssd.bench_config import BenchConfig
-from ssd.bench_runs import Bench, SectionSkipped, ratio_or_none
+from ssd.bench_runs import Bench, SectionSkipped, ratio_or_none, speedups
 from ssd.bench_sections import SECTIONS
 
 PAPER = {
@@ -92,9 +92,7 @@ def headline(sections: dict[str, Any]) -> dict[str, Any]:
         for strategy in ("ar", "sd", "ssd"):
             if strategy in s:
                 out[f"{strategy}_tok_s"] = s[strategy]["tokens_per_s"]
-        out["sd_speedup_vs_ar"] = ratio_or_none(out.get("sd_tok_s"), out.get("ar_tok_s"))
-        out["ssd_speedup_vs_sd"] = ratio_or_none(out.get("ssd_tok_s"), out.get("sd_tok_s"))
-        out["ssd_speedup_vs_ar"] = ratio_or_none(out.get("ssd_tok_s"), out.get("ar_tok_s"))
+        out.update(speedups({strategy: out.get(f"{strategy}_tok_s") for strategy in ("ar", "sd", "ssd")}))
         for strategy in ("sd", "ssd"):
             if strategy in s and "mean_accepted" in s[strategy]:
                 out[f"mean_accepted_{strategy}"] = s[strategy]["mean_accepted"]
@@ -144,10 +142,7 @@ def best_k(sweep: dict[str, Any]) -> dict[str, Any]:
             i = max(range(len(values)), key=values.__getitem__)
             out[f"best_k_{strategy}"], out[f"{strategy}_best_k_tok_s"] = sweep["k"][i], values[i]
             rate[strategy] = values[i]
-    for key, (a, b) in {"sd_speedup_vs_ar": ("sd", "ar"), "ssd_speedup_vs_sd": ("ssd", "sd"),
-                        "ssd_speedup_vs_ar": ("ssd", "ar")}.items():
-        out[f"{key}_best_k"] = ratio_or_none(rate.get(a), rate.get(b))
-    return out
+    return out | {f"{key}_best_k": value for key, value in speedups(rate).items()}
 
 
 # ------------------------------------------------------------------------------------------------- entry point

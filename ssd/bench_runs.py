@@ -182,3 +182,13 @@ def fraction_identical(outputs: list[list[int]], reference: list[list[int]]) -> 
 def ratio_or_none(a: float | None, b: float | None) -> float | None:
     """a / b, or None when either is missing (or b is 0)."""
     return a / b if a is not None and b else None
+
+
+# the speed-up keys every section and the headline report: key -> (strategy, baseline)
+SPEEDUPS = {"sd_speedup_vs_ar": ("sd", "ar"), "ssd_speedup_vs_sd": ("ssd", "sd"), "ssd_speedup_vs_ar": ("ssd", "ar")}
+
+
+def speedups(rate: dict[str, float | None]) -> dict[str, float | None]:
+    """The SPEEDUPS ratios of tokens/s per strategy (`rate`: strategy -> tokens/s of runs of one setting); a
+    ratio whose strategies are missing is None."""
+    return {key: ratio_or_none(rate.get(a), rate.get(b)) for key, (a, b) in SPEEDUPS.items()}

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ssd.bench_runs import (
+    SPEEDUPS,
     Bench,
     SectionSkipped,
     fraction_identical,
@@ -316,8 +317,7 @@ def temperature(bench: Bench) -> dict[str, Any]:
 def _append_speedups(out: dict[str, Any], rows: dict[str, Any]) -> None:
     """Append this setting's sd/ar, ssd/sd, ssd/ar ratios (runs of the same setting) to `out`'s lists."""
     rate = {s: row["tokens_per_s"] for s, row in rows.items()}
-    for key, (a, b) in {"sd_speedup_vs_ar": ("sd", "ar"), "ssd_speedup_vs_sd": ("ssd", "sd"),
-                        "ssd_speedup_vs_ar": ("ssd", "ar")}.items():
+    for key, (a, b) in SPEEDUPS.items():
         if a in rate and b in rate:
             out.setdefault(key, []).append(ratio_or_none(rate[a], rate[b]))
 
