@@ -22,7 +22,7 @@ LEJEPA_DIAG = $(if $(filter gpu,$(SCALE)),500,100)
 
 .PHONY: reproduce-lejepa fig-lejepa-collapse fig-lejepa-worldmodel fig-lejepa-baselines fig-lejepa-surprise \
         fig-lejepa-planning fig-lejepa-pusht fig-lejepa-reacher fig-lejepa-cube fig-lejepa-patchwm bench-lejepa \
-        lejepa-report lejepa-cube-run lejepa-patchwm-run lejepa-mujoco-site lejepa-gpu-wheels lejepa-gpu-site lejepa-gpu-chunk lejepa-gpu-import
+        lejepa-report lejepa-cube-run lejepa-patchwm-run lejepa-mujoco-site lejepa-gpu-wheels lejepa-gpu-site lejepa-gpu-chunk lejepa-gpu-data lejepa-gpu-import
 
 reproduce-lejepa: $(STAMP) fig-lejepa-collapse fig-lejepa-worldmodel fig-lejepa-baselines fig-lejepa-pusht fig-lejepa-reacher fig-lejepa-patchwm  ## lejepa: SIGReg vs lambda=0 (Fashion-MNIST); LeWM, its baselines and the collapse sweep on Two-Room; LeWM on Push-T and DMC Reacher: planning, probing, surprise
 	$(MAKE) lejepa-report
@@ -152,11 +152,20 @@ STAGES ?= train plan surprise
 OUT ?= data/lejepa/out
 lejepa_gpu = PYTHONPATH=$(LEJEPA_GPU_SITE) SDL_VIDEODRIVER=dummy MUJOCO_GL=egl PAPERCLUB_GIT_COMMIT=$(PAPERCLUB_GIT_COMMIT) $(LEJEPA_GPU_PY)
 
-lejepa-gpu-chunk: SCALE = gpu
-lejepa-gpu-chunk:  ## lejepa (GPU node): ENV=<env> MODELS="lewm pldm ..." SEED=<n> [STAGES="train plan surprise"] OUT=$OUT
+# With `make -j<n>` the MODELS run side by side on the one GPU (each its own process; the data are memory-mapped, so
+# their pages are shared); without it, one after the other.
+lejepa-gpu-chunk lejepa-gpu-data lejepa-gpu-model-%: SCALE = gpu
+lejepa-gpu-chunk: $(addprefix lejepa-gpu-model-,$(MODELS))  ## lejepa (GPU node): ENV=<env> MODELS="lewm pldm ..." SEED=<n> [STAGES="train plan surprise"] OUT=$OUT [-j3: side by side]
+
+lejepa-gpu-data:
 	test -f data/lejepa/$(ENV)/manifest.json || $(lejepa_gpu) -m lejepa.collect +experiment=$(ENV)_data_gpu $(LEJEPA_LOG)
 	mkdir -p $(OUT)
-	$(foreach model,$(MODELS),$(call lejepa_gpu_model,$(model)))
+
+lejepa-gpu-model-%: lejepa-gpu-data
+	$(call lejepa_gpu_model,$*)
+
+# patch_wm plans with the frozen encoder of this chunk's lewm: after it, also under -j
+lejepa-gpu-model-patch_wm: $(if $(filter lewm,$(MODELS)),lejepa-gpu-model-lewm)
 
 # one model of a chunk: train (resumes a checkpoint left on this node), plan, surprise, then a tar of its results
 define lejepa_gpu_model
