@@ -70,8 +70,8 @@ class RunLogger:
 
         `series` names a step counter of its own, for a run that trains several models one after the other (the
         ssd pair: `target`, then `draft` from step 0 again): W&B would drop every step below one already logged, so
-        the series' metrics are plotted against `<series>/step` instead (W&B's define_metric), and metrics.jsonl
-        records say `"series"`.
+        the series' metrics, whose names start with `<series>/`, are plotted against `<series>/step` instead (W&B's
+        define_metric), and metrics.jsonl records say `"series"`.
         """
         clean = {key: _scalar(value) for key, value in metrics.items()}
         tag = {} if series is None else {"series": series}

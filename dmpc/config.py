@@ -194,6 +194,9 @@ class TrainSizes:
 class TrainConfig:
     task: str = "hopper"
     dataset: str = "medium"
+    # several datasets of the task trained side by side (each model's fits vmapped into one compiled call), each into
+    # <workspace>/models/<dataset>; replaces `dataset`; not with model_dir or finetune_from
+    datasets: list[str] = field(default_factory=list)
     scale: str = "cpu"
     seed: int = 0
     workspace: str = ""
@@ -213,6 +216,13 @@ class TrainConfig:
     def __post_init__(self) -> None:
         check_choice("task", self.task, TASKS)
         check_choice("dataset", self.dataset, DATASETS)
+        for name in self.datasets:
+            check_choice("datasets[]", name, DATASETS)
+        if len(set(self.datasets)) < len(self.datasets):
+            raise ConfigError(f"datasets={self.datasets} is not allowed; expected each dataset at most once")
+        if len(self.datasets) > 1 and (self.model_dir or self.finetune_from):
+            raise ConfigError(f"datasets={self.datasets} with model_dir / finetune_from is not allowed; several "
+                              "datasets train into <workspace>/models/<dataset> each, from scratch")
         check_choice("scale", self.scale, SCALES)
         check_range("ckpt_every_s", self.ckpt_every_s, 0.0)
         check_range("time_budget_s", self.time_budget_s, 0.0)
@@ -229,6 +239,11 @@ class TrainConfig:
     @property
     def sizes(self) -> TrainSizes:
         return self.scales[self.scale]
+
+    @property
+    def dataset_names(self) -> list[str]:
+        """The datasets this run trains: `datasets`, or `[dataset]`."""
+        return list(self.datasets) or [self.dataset]
 
 
 @dataclass

@@ -22,6 +22,7 @@ scores go to experiments/dmpc/results/distill_<scale>.json.
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections import deque
@@ -165,12 +166,14 @@ def dagger(label: LabelFn, policy: BCPolicy, params, hists: np.ndarray, labels: 
         state = fit(policy.loss, params, {"hist": hists, "actions": labels[:, None]}, steps=sizes.steps,
                     batch_size=sizes.batch_size, lr=sizes.lr, key=k_fit, chunk=sizes.chunk,
                     val_arrays={"hist": val_hists, "actions": val_labels[:, None]},
-                    progress=log.progress if log else None, log=log.log if log else None, name=f"distill_r{round_}")
+                    progress=log.progress if log else None, name=f"distill_r{round_}",
+                    log=functools.partial(log.log, series=f"distill_r{round_}") if log else None)
         params = state.params
         record.update(n_labels=len(labels), val_mse=label_mse(policy, params, val_hists, val_labels),
                       loss_first=state.history["loss"][0], loss_last=state.history["loss"][-1], **score(params))
         if log:
-            log.log({f"distill/{k}": v for k, v in record.items() if isinstance(v, int | float)}, round_)
+            log.log({f"distill/{k}": v for k, v in record.items() if isinstance(v, int | float)}, round_,
+                    series="distill")
         records.append(record)
     return Distilled(params, records, hists, labels)
 

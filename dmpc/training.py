@@ -4,7 +4,8 @@ a held-out loss after every chunk, and a state that checkpoints and resumes to t
 `fit(loss_fn, params, arrays, ...)` runs AdamW with gradient clipping on `loss_fn(params, batch, key)`; the batch
 is a dict of rows of `arrays` (the normalized training windows) plus the `constants` (tables passed whole, e.g. the
 value model's per-episode tail states). One `lax.scan` over `chunk` steps per call keeps Python dispatch (costly
-on CPU) out of the inner loop; the last chunk is shortened so exactly `steps` steps run.
+on CPU) out of the inner loop; the last chunk is shortened so exactly `steps` steps run. `fit_many` runs D such
+fits of one model on D datasets side by side, each chunk one call vmapped over them (`fit` is the case D = 1).
 
 Determinism: every random number comes from `key`, split once per chunk; `FitState` (step, params, optimizer state,
 key, history) taken at a chunk boundary and passed back as `start` continues exactly as the uninterrupted fit
@@ -15,6 +16,7 @@ measuring it changes nothing.
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,17 +60,76 @@ def fit(loss_fn: LossFn, params, arrays: dict[str, np.ndarray], *, steps: int, b
 
     `on_chunk(state)` runs after every chunk (to checkpoint); returning True stops the fit there (a time budget).
     """
-    data = {k: jnp.asarray(v) for k, v in arrays.items()}
-    tables = {k: jnp.asarray(v) for k, v in (constants or {}).items()}
-    n = next(iter(data.values())).shape[0]
-    opt = make_optimizer(steps, lr, weight_decay)
-    state = start or FitState(0, params, opt.init(params), key)
-    evaluate = _held_out_loss(loss_fn, val_arrays, tables, batch_size) if val_arrays else None
-    if evaluate is not None:
-        state.history.setdefault("val_loss", [])
+    return fit_many(loss_fn, [params], [arrays], steps=steps, batch_size=batch_size, lr=lr, keys=[key], chunk=chunk,
+                    weight_decay=weight_decay, constants=[constants or {}], val_arrays=[val_arrays],
+                    starts=[start], on_chunk=None if on_chunk is None else lambda states: on_chunk(states[0]),
+                    progress=progress, logs=[log], names=[name])[0]
 
-    @functools.partial(jax.jit, static_argnames="length")
-    def run_chunk(params, opt_state, key, length: int):
+
+def fit_many(loss_fn: LossFn, params: list, arrays: list[dict[str, np.ndarray]], *, steps: int, batch_size: int,
+             lr: float, keys: list[jax.Array], chunk: int = 100, weight_decay: float = 1e-4,
+             constants: list[dict[str, np.ndarray]] | None = None,
+             val_arrays: list[dict[str, np.ndarray] | None] | None = None, starts: list[FitState | None] | None = None,
+             on_chunk: Callable[[list[FitState]], bool] | None = None, progress=None,
+             logs: list[Callable[[dict, int], None] | None] | None = None, names: list[str] | None = None
+             ) -> list[FitState]:
+    """D fits of one model (one `loss_fn`, parameters of one shape) on D datasets side by side: each chunk is one
+    compiled call vmapped over the D fits, so small models fill more of an accelerator. Fit d is `fit` with
+    `params[d]`, `arrays[d]`, `keys[d]`, ... (datasets of any row counts: rows are padded to the longest and a
+    fit samples only its own). The starts must be at one step; `on_chunk(states)` runs after every chunk.
+    """
+    count = len(params)
+    constants = constants or [{} for _ in range(count)]
+    val_arrays = val_arrays or [None] * count
+    starts = starts or [None] * count
+    logs, names = logs or [None] * count, names or [f"model{d}" for d in range(count)]
+    if len({s.step for s in starts if s is not None} | ({0} if None in starts else set())) > 1:
+        raise ValueError(f"fit_many: the fits start at different steps ({[s.step if s else 0 for s in starts]})")
+    data, n = _stack_padded(arrays)
+    tables, _ = _stack_padded(constants)
+    opt = make_optimizer(steps, lr, weight_decay)
+    states = [start or FitState(0, p, opt.init(p), key) for start, p, key in zip(starts, params, keys, strict=True)]
+    evaluates = [_held_out_loss(loss_fn, v, c, batch_size) if v else None
+                 for v, c in zip(val_arrays, constants, strict=True)]
+    for state, evaluate in zip(states, evaluates, strict=True):
+        if evaluate is not None:
+            state.history.setdefault("val_loss", [])
+    run_chunk = _chunk_runner(loss_fn, opt, batch_size)
+
+    chunk = max(1, chunk)
+    n_chunks = -(-(steps - states[0].step) // chunk)
+    desc = "train " + " + ".join(names)
+    iterator = progress(range(n_chunks), total=n_chunks, desc=desc) if progress else range(n_chunks)
+    for _ in iterator:
+        length = min(chunk, steps - states[0].step)
+        split = [jax.random.split(state.key) for state in states]
+        tick = time.perf_counter()
+        params_d, opt_d, losses = run_chunk(_stack([s.params for s in states]), _stack([s.opt_state for s in states]),
+                                            jnp.stack([k for _, k in split]), data, n, tables, length)
+        losses = np.asarray(losses)  # waits for the chunk
+        steps_per_s = length / (time.perf_counter() - tick)  # each fit's; the first chunk includes compilation
+        done = states[0].step + length
+        for d in range(count):
+            state = FitState(done, _index(params_d, d), _index(opt_d, d), split[d][0], states[d].history)
+            state.history["step"].append(done)
+            state.history["loss"].append(float(losses[d]))
+            metrics = {f"{names[d]}/loss": state.history["loss"][-1], f"{names[d]}/steps_per_s": steps_per_s}
+            if evaluates[d] is not None:
+                state.history["val_loss"].append(float(evaluates[d](state.params)))
+                metrics[f"{names[d]}/val_loss"] = state.history["val_loss"][-1]
+            if logs[d]:
+                logs[d](metrics, done)
+            states[d] = state
+        if on_chunk is not None and on_chunk(states) and done < steps:
+            break
+    return states
+
+
+def _chunk_runner(loss_fn: LossFn, opt: optax.GradientTransformation, batch_size: int):
+    """The compiled chunk over stacked fits: (params, opt_state, keys, data, n, tables, length) with a leading fit
+    axis on all but `length` -> (params, opt_state, mean training loss per fit); fit d draws rows below n[d]."""
+
+    def one(params, opt_state, key, data, n, tables, length: int):
         def step(carry, k):
             params, opt_state = carry
             k_idx, k_loss = jax.random.split(k)
@@ -81,25 +142,34 @@ def fit(loss_fn: LossFn, params, arrays: dict[str, np.ndarray], *, steps: int, b
         (params, opt_state), losses = jax.lax.scan(step, (params, opt_state), jax.random.split(key, length))
         return params, opt_state, jnp.mean(losses)
 
-    chunk = max(1, chunk)
-    n_chunks = -(-(steps - state.step) // chunk)
-    iterator = progress(range(n_chunks), total=n_chunks, desc=f"train {name}") if progress else range(n_chunks)
-    for _ in iterator:
-        length = min(chunk, steps - state.step)
-        key, k = jax.random.split(state.key)
-        params, opt_state, loss = run_chunk(state.params, state.opt_state, k, length)
-        state = FitState(state.step + length, params, opt_state, key, state.history)
-        state.history["step"].append(state.step)
-        state.history["loss"].append(float(loss))
-        metrics = {f"{name}/loss": state.history["loss"][-1]}
-        if evaluate is not None:
-            state.history["val_loss"].append(float(evaluate(params)))
-            metrics[f"{name}/val_loss"] = state.history["val_loss"][-1]
-        if log:
-            log(metrics, state.step)
-        if on_chunk is not None and on_chunk(state) and state.step < steps:
-            break
-    return state
+    @functools.partial(jax.jit, static_argnames="length")
+    def run(params, opt_state, keys, data, n, tables, length: int):
+        return jax.vmap(functools.partial(one, length=length))(params, opt_state, keys, data, n, tables)
+
+    return run
+
+
+def _stack_padded(arrays: list[dict[str, np.ndarray]]) -> tuple[dict[str, jnp.ndarray], jnp.ndarray]:
+    """Each name's arrays stacked on a new leading axis, rows zero-padded to the longest; and the row counts of the
+    first name (the datasets' lengths)."""
+    if not arrays[0]:
+        return {}, jnp.zeros(len(arrays), jnp.int32)
+    out = {}
+    for name in arrays[0]:
+        rows = max(np.shape(a[name])[0] for a in arrays)
+        out[name] = jnp.stack([jnp.asarray(np.concatenate([a[name], np.zeros((rows - len(a[name]), *np.shape(a[name])[1:]),
+                                                                             np.asarray(a[name]).dtype)]))
+                               for a in arrays])
+    first = next(iter(arrays[0]))
+    return out, jnp.asarray([len(a[first]) for a in arrays], jnp.int32)
+
+
+def _stack(trees: list) -> Any:
+    return jax.tree_util.tree_map(lambda *leaves: jnp.stack(leaves), *trees)
+
+
+def _index(tree, d: int) -> Any:
+    return jax.tree_util.tree_map(lambda leaf: leaf[d], tree)
 
 
 def _held_out_loss(loss_fn: LossFn, val_arrays: dict[str, np.ndarray], tables: dict[str, jnp.ndarray],

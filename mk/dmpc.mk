@@ -124,28 +124,40 @@ dmpc-gpu-datasets:  ## dmpc [GPU node]: the 15 datasets from the committed polic
 		status=$$?; $(DMPC_GPU_PACK); exit $$status
 
 # Planner models on the GPU node, one model per run (dmpc.train resumes: dmpc/README.md "Planner hardening"), all
-# into one model dir: DMPC_MODEL=proposal, then dynamics, dynamics_1step, reward, value, bc, ensemble, each repeated
-# until its log says "done": true. The dataset (> 64 MiB: it cannot travel) is regenerated on the node from the
-# committed gpu policies when it is not there. A run carries data/dmpc/wheels and the model dir's train_state/ (one
-# FitState: 37 MiB for a gpu diffusion model with its Adam moments) and returns model_set.json, the newest
-# checkpoint of train_state/<model> and the finished <model>/; earlier models stay here.
+# into one model dir per dataset: DMPC_MODEL=proposal, then dynamics, dynamics_1step, reward, value, bc, ensemble,
+# each repeated until its log says "done": true. DMPC_DATASET is one dataset or several of the task ("medium
+# medium-replay medium-expert": trained side by side, one vmapped fit per model). The datasets (> 64 MiB: they
+# cannot travel) are regenerated on the node from the committed gpu policies when one is not there. A run carries
+# data/dmpc/wheels and the model dirs' train_state/ (one FitState: 37 MiB for a gpu diffusion model with its Adam
+# moments) and returns model_set.json, the finished <model>/ and the newest checkpoint of train_state/<model> of
+# each dataset; checkpoints of more than 44 MiB in all do not travel (the log says so): they stay on the node, and
+# the next call of the same lease continues from them. Earlier models stay here.
 DMPC_TASK ?= hopper
 DMPC_DATASET ?= medium
 DMPC_MODEL ?= proposal
-DMPC_GPU_MODELS = data/dmpc/$(DMPC_TASK)_gpu/models/$(DMPC_DATASET)
-DMPC_GPU_DATASET = data/dmpc/$(DMPC_TASK)_gpu/datasets/$(DMPC_TASK)-$(DMPC_DATASET).npz
-DMPC_GPU_MODELS_PACK = rm -f $(OUT)/dmpc.tar.*; { ls -d $(DMPC_GPU_MODELS)/model_set.json $(DMPC_GPU_MODELS)/$(DMPC_MODEL) \
-	$(DMPC_GPU_MODELS)/train_state/run_config.json 2>/dev/null; \
-	ls -d $(DMPC_GPU_MODELS)/train_state/$(DMPC_MODEL)/step_*.safetensors 2>/dev/null | tail -n 1; } \
-	| tar -c -T - | split -b 15m -d - $(OUT)/dmpc.tar.
+dmpc_comma := ,
+dmpc_space := $(subst ,, )
+DMPC_GPU_MODELS = $(foreach d,$(DMPC_DATASET),data/dmpc/$(DMPC_TASK)_gpu/models/$(d))
+DMPC_GPU_DATASET = $(foreach d,$(DMPC_DATASET),data/dmpc/$(DMPC_TASK)_gpu/datasets/$(DMPC_TASK)-$(d).npz)
+dmpc_datasets = [$(subst $(dmpc_space),$(dmpc_comma),$(strip $(DMPC_DATASET)))]
+dmpc_several = $(word 2,$(DMPC_DATASET))
+DMPC_GPU_MODELS_PACK = rm -f $(OUT)/dmpc.tar.*; \
+	list=$$(ls -d $(foreach m,$(DMPC_GPU_MODELS),$(m)/model_set.json $(m)/$(DMPC_MODEL) $(m)/train_state/run_config.json) \
+		2>/dev/null); \
+	ckpts=$$(for m in $(DMPC_GPU_MODELS); do ls -d $$m/train_state/$(DMPC_MODEL)/step_*.safetensors 2>/dev/null | tail -n 1; done); \
+	if [ -n "$$ckpts" ] && [ $$(du -cm $$ckpts | tail -n 1 | cut -f1) -gt 44 ]; then \
+		echo "dmpc: the checkpoints ($$(du -cm $$ckpts | tail -n 1 | cut -f1) MiB) stay on the node for the next call of this lease"; \
+		ckpts=; fi; \
+	printf '%s\n' $$list $$ckpts | grep . | tar -c -T - | split -b 15m -d - $(OUT)/dmpc.tar.
 .PHONY: dmpc-gpu-models
 
-dmpc-gpu-models:  ## dmpc [GPU node]: one 420 s chunk of one model (DMPC_MODEL=proposal, ...); repeat until "done": true
-	set -o pipefail; $(DMPC_GPU_SETUP) && { test -f $(DMPC_GPU_DATASET) || $(DMPC_GPU_ENV) $(DMPC_GPU_PY) -m dmpc.collect \
-		task=$(DMPC_TASK) scale=gpu mode=datasets datasets=[$(DMPC_DATASET)] \
+dmpc-gpu-models:  ## dmpc [GPU node]: one 420 s chunk of one model (DMPC_MODEL=proposal, ...) on DMPC_DATASET (one or several); repeat until "done": true
+	set -o pipefail; $(DMPC_GPU_SETUP) && { ls $(DMPC_GPU_DATASET) >/dev/null 2>&1 || $(DMPC_GPU_ENV) $(DMPC_GPU_PY) \
+		-m dmpc.collect task=$(DMPC_TASK) scale=gpu mode=datasets datasets=$(dmpc_datasets) \
 		policies_dir=experiments/dmpc/policies/$(DMPC_TASK)_gpu scales.gpu.workers=15 logger=jsonl; } 2>&1 \
 		| tee $(OUT)/datasets.log && $(DMPC_GPU_ENV) $(DMPC_GPU_PY) -m dmpc.train task=$(DMPC_TASK) \
-		dataset=$(DMPC_DATASET) scale=gpu models=[$(DMPC_MODEL)] model_dir=$(DMPC_GPU_MODELS) time_budget_s=420 \
+		$(if $(dmpc_several),datasets=$(dmpc_datasets),dataset=$(DMPC_DATASET)) scale=gpu models=[$(DMPC_MODEL)] \
+		$(if $(dmpc_several),,model_dir=$(DMPC_GPU_MODELS)) time_budget_s=420 \
 		logger=jsonl $(DMPC_ARGS) 2>&1 | tee $(OUT)/train_$(DMPC_MODEL).log; status=$$?; $(DMPC_GPU_MODELS_PACK); \
 		exit $$status
 

@@ -97,11 +97,15 @@ lejepa-report: $(STAMP)  ## lejepa: worldmodel_<scale>.json from the per-run res
 bench-lejepa: $(STAMP)  ## lejepa: SIGReg forward+backward time vs batch size and directions
 	$(PY) -m lejepa.bench
 
-$(LEJEPA_MUJOCO_SITE)/.installed:
-	$(PY) -m pip install -q --no-deps --target $(LEJEPA_MUJOCO_SITE) mujoco==3.17.0
-	@touch $@
+# dm_control and OGBench with the packages of theirs the venv lacks (--no-deps: the venv's mujoco 4.0.0 stays)
+LEJEPA_MUJOCO_PKGS := mujoco==3.17.0 dm-control==1.0.50 dm-env==1.6 dm-tree==0.1.10 ogbench==1.2.2 labmaze==1.0.6 \
+  lxml==6.1.3
+$(LEJEPA_MUJOCO_SITE)/.installed: mk/lejepa.mk
+	rm -rf $(LEJEPA_MUJOCO_SITE)
+	$(PY) -m pip install -q --no-deps --target $(LEJEPA_MUJOCO_SITE) $(LEJEPA_MUJOCO_PKGS)
+	@echo "$(LEJEPA_MUJOCO_PKGS)" > $@
 
-lejepa-mujoco-site: $(STAMP) $(LEJEPA_MUJOCO_SITE)/.installed  ## lejepa: mujoco 3.17.0 for dm_control / ogbench in data/lejepa/mujoco_site (PyPI, once)
+lejepa-mujoco-site: $(STAMP) $(LEJEPA_MUJOCO_SITE)/.installed  ## lejepa: mujoco 3.17.0 + dm_control + ogbench in data/lejepa/mujoco_site (PyPI, once)
 # `make test` installs it too, so that the DMC Reacher and OGBench Cube env tests run in CI instead of skipping
 test: $(LEJEPA_MUJOCO_SITE)/.installed
 

@@ -55,6 +55,8 @@ CASES = [
     ("dmpc.train", ["scales.cpu.proposal.clip=0"], ["scales.cpu.proposal.clip=0.0", "(0.0, inf]"]),
     ("dmpc.train", ["scale=gpu", "scales.gpu.chunk=0"], ["scales.gpu.chunk=0", "[1, inf]"]),
     ("dmpc.train", ["dataset=nope"], ["dataset='nope'", "'medium-replay'"]),
+    ("dmpc.train", ["datasets=[medium,medium]"], ["datasets=['medium', 'medium']", "at most once"]),
+    ("dmpc.train", ["datasets=[medium,expert]", "model_dir=somewhere"], ["model_dir / finetune_from", "from scratch"]),
     ("dmpc.evaluate", ["mbop_beta=2"], ["mbop_beta=2.0", "[0.0, 1.0]"]),
     ("dmpc.evaluate", ["jump.height_weight=-1"], ["jump.height_weight=-1.0", "[0.0, inf]"]),
     ("dmpc.evaluate", ["methods=[dmpc,nope]"], ["methods[]='nope'", "'mbop'"]),

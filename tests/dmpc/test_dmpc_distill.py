@@ -221,3 +221,20 @@ def test_gpu_models_target_trains_one_model_per_call_under_the_budget():
     assert "datasets=[medium-replay] policies_dir=experiments/dmpc/policies/walker2d_gpu" in command
     assert "train_state/value/step_*.safetensors" in command and "/out/dmpc.tar." in command
     assert "XLA_FLAGS=--xla_gpu_autotune_level=0" in command
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
+def test_gpu_models_target_trains_several_datasets_side_by_side():
+    out = subprocess.run(["make", "-n", "-s", "dmpc-gpu-models", "OUT=/out", "DMPC_MODEL=proposal",
+                          "DMPC_DATASET=medium medium-replay"], cwd=REPO, capture_output=True, text=True,
+                         check=True).stdout
+    command = " ".join(out.replace("\\\n", " ").split())
+    assert "-m dmpc.train task=hopper datasets=[medium,medium-replay] scale=gpu models=[proposal] time_budget_s=420" \
+        in command and "model_dir=" not in command
+    assert "mode=datasets datasets=[medium,medium-replay] policies_dir=experiments/dmpc/policies/hopper_gpu" in command
+    dirs = "data/dmpc/hopper_gpu/models/medium data/dmpc/hopper_gpu/models/medium-replay"
+    assert f"for m in {dirs}; do ls -d $m/train_state/proposal/step_*.safetensors" in command
+    assert "data/dmpc/hopper_gpu/models/medium-replay/proposal data/dmpc/hopper_gpu/models/medium-replay/train" in command
+    for d in ("medium", "medium-replay"):
+        assert f"data/dmpc/hopper_gpu/datasets/hopper-{d}.npz" in command
+    assert "-gt 44" in command  # checkpoints over 44 MiB stay on the node

@@ -15,7 +15,7 @@ from dmpc.data.dataset import save_dataset, windows
 from dmpc.data.rollouts import PolicySpec, collect_transitions
 from dmpc.models.model_set import ModelSet, Normalizer
 from dmpc.train import STATE_DIR, train, training_arrays
-from dmpc.training import fit
+from dmpc.training import fit, fit_many
 
 MODELS = ["reward", "bc"]  # small MLPs: XLA compilation is most of the time here; every model fits the same way
 
@@ -97,11 +97,11 @@ class DyingLogger(RunLogger):
         super().__init__(QUIET, run_dir)
         self.calls, self.n = 0, n
 
-    def log(self, metrics, step=None) -> None:
+    def log(self, metrics, step=None, series=None) -> None:
         self.calls += 1
         if self.calls == self.n:
             raise Killed(step)
-        super().log(metrics, step)
+        super().log(metrics, step, series)
 
 
 def _params(model_dir):
@@ -144,3 +144,47 @@ def test_retraining_a_planner_model_drops_the_distilled_policy(workspace, tmp_pa
         assert (model_dir / "distilled").is_dir()
         train(_cfg(workspace, model_dir, models=["reward"]), log)
     assert not (model_dir / "distilled").exists() and "reward" in ModelSet.load(model_dir).params
+
+
+def test_fit_many_gives_each_dataset_the_fit_of_its_own(tmp_path):
+    """Two datasets of different lengths (rows padded to the longer) in one vmapped fit: each gets the parameters,
+    losses and held-out losses of `fit` on it alone."""
+    rng = np.random.default_rng(1)
+
+    def dataset(n):
+        x = rng.standard_normal((n, 3)).astype(np.float32)
+        return {"x": x, "y": x @ np.array([1.0, -2.0, 0.5], np.float32) + rng.normal(0, 0.1, n).astype(np.float32)}
+
+    def loss(p, b, k):
+        return jnp.mean((b["x"] @ p["w"] + 0.01 * jax.random.normal(k, b["y"].shape) - b["y"]) ** 2)
+
+    arrays, keys = [dataset(50), dataset(83)], [jax.random.key(3), jax.random.key(4)]
+    kwargs = {"steps": 12, "batch_size": 8, "lr": 0.05, "chunk": 5}
+    alone = [fit(loss, {"w": jnp.zeros(3)}, a, key=k, val_arrays=a, **kwargs) for a, k in zip(arrays, keys, strict=True)]
+    many = fit_many(loss, [{"w": jnp.zeros(3)}] * 2, arrays, keys=keys, val_arrays=arrays, **kwargs)
+    for one, joint in zip(alone, many, strict=True):
+        np.testing.assert_allclose(joint.params["w"], one.params["w"], rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(joint.history["loss"], one.history["loss"], rtol=1e-6)
+        np.testing.assert_allclose(joint.history["val_loss"], one.history["val_loss"], rtol=1e-6)
+        assert joint.step == 12 and joint.history["step"] == [5, 10, 12]
+    assert not np.allclose(many[0].params["w"], many[1].params["w"])  # two fits, not one twice
+
+
+def test_datasets_side_by_side_get_the_parameters_of_their_own_runs(workspace, tmp_path):
+    """`datasets=[medium, medium-replay]`: each lands in <workspace>/models/<dataset> with the parameters that its
+    own run gives."""
+    ws = tmp_path / "ws"
+    save_dataset(ws / "datasets", "hopper", "medium", _data(), {"env": "Hopper-v5"})
+    other = collect_transitions("hopper", PolicySpec("uniform", 3), 300, seed=1, stream=1, max_episode_steps=60)
+    save_dataset(ws / "datasets", "hopper", "medium-replay", other, {"env": "Hopper-v5"})
+    with RunLogger(QUIET, tmp_path / "log") as log:
+        alone = {d: train(_cfg(ws, tmp_path / "alone" / d, dataset=d), log) for d in ("medium", "medium-replay")}
+        joint = train(_cfg(ws, "", datasets=["medium", "medium-replay"]), log)
+    assert joint["done"] and set(joint["datasets"]) == {"medium", "medium-replay"}
+    for d, summary in alone.items():
+        assert joint["datasets"][d]["n_windows"] == summary["n_windows"]
+        assert joint["datasets"][d]["model_dir"] == str(ws / "models" / d)
+        for name, leaves in _params(tmp_path / "alone" / d).items():
+            for a, b in zip(leaves, _params(ws / "models" / d)[name], strict=True):
+                np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6, err_msg=f"{d} {name}")
+    assert alone["medium"]["n_windows"] != alone["medium-replay"]["n_windows"]
