@@ -83,8 +83,9 @@ def fit_many(loss_fn: LossFn, params: list, arrays: list[dict[str, np.ndarray]],
     val_arrays = val_arrays or [None] * count
     starts = starts or [None] * count
     logs, names = logs or [None] * count, names or [f"model{d}" for d in range(count)]
-    if len({s.step for s in starts if s is not None} | ({0} if None in starts else set())) > 1:
-        raise ValueError(f"fit_many: the fits start at different steps ({[s.step if s else 0 for s in starts]})")
+    at = [0 if s is None else s.step for s in starts]
+    if len(set(at)) > 1:
+        raise ValueError(f"fit_many: the fits start at different steps ({at})")
     data, n = _stack_padded(arrays)
     tables, _ = _stack_padded(constants)
     opt = make_optimizer(steps, lr, weight_decay)
