@@ -90,7 +90,7 @@ def fit_many(loss_fn: LossFn, params: list, arrays: list[dict[str, np.ndarray]],
     tables, _ = _stack_padded(constants)
     opt = make_optimizer(steps, lr, weight_decay)
     states = [start or FitState(0, p, opt.init(p), key) for start, p, key in zip(starts, params, keys, strict=True)]
-    evaluates = [_held_out_loss(loss_fn, v, c, batch_size) if v else None
+    evaluates = [_held_out_loss(loss_fn, v, {k: jnp.asarray(t) for k, t in c.items()}, batch_size) if v else None
                  for v, c in zip(val_arrays, constants, strict=True)]
     for state, evaluate in zip(states, evaluates, strict=True):
         if evaluate is not None:

@@ -11,13 +11,14 @@ from common.config import LoggerConfig
 from common.logging import RunLogger
 from common.run_config import ResumeError
 from dmpc.config import DiffusionSection, TrainConfig, TrainSizes
-from dmpc.data.dataset import save_dataset, windows
+from dmpc.data.dataset import load_dataset, save_dataset, windows
 from dmpc.data.rollouts import PolicySpec, collect_transitions
 from dmpc.models.model_set import ModelSet, Normalizer
 from dmpc.train import STATE_DIR, train, training_arrays
 from dmpc.training import fit, fit_many
 
 MODELS = ["reward", "bc"]  # small MLPs: XLA compilation is most of the time here; every model fits the same way
+SIDE_BY_SIDE = ["bc", "value"]  # value: the model with per-episode tables (padded when datasets train side by side)
 
 QUIET = LoggerConfig(backend="jsonl", mode="disabled", progress=False)
 TINY = DiffusionSection(hidden=16, layers=1, train_steps=10, sample_steps=3)
@@ -104,9 +105,9 @@ class DyingLogger(RunLogger):
         super().log(metrics, step, series)
 
 
-def _params(model_dir):
+def _params(model_dir, names=MODELS):
     models = ModelSet.load(model_dir)
-    return {name: jax.tree_util.tree_leaves(models.params[name]) for name in MODELS}
+    return {name: jax.tree_util.tree_leaves(models.params[name]) for name in names}
 
 
 def test_killed_run_resumes_to_the_same_parameters(workspace, tmp_path):
@@ -172,19 +173,32 @@ def test_fit_many_gives_each_dataset_the_fit_of_its_own(tmp_path):
 
 def test_datasets_side_by_side_get_the_parameters_of_their_own_runs(workspace, tmp_path):
     """`datasets=[medium, medium-replay]`: each lands in <workspace>/models/<dataset> with the parameters that its
-    own run gives."""
+    own run gives (the value model too: its per-episode tables differ in length and are padded)."""
     ws = tmp_path / "ws"
     save_dataset(ws / "datasets", "hopper", "medium", _data(), {"env": "Hopper-v5"})
     other = collect_transitions("hopper", PolicySpec("uniform", 3), 300, seed=1, stream=1, max_episode_steps=60)
     save_dataset(ws / "datasets", "hopper", "medium-replay", other, {"env": "Hopper-v5"})
     with RunLogger(QUIET, tmp_path / "log") as log:
-        alone = {d: train(_cfg(ws, tmp_path / "alone" / d, dataset=d), log) for d in ("medium", "medium-replay")}
-        joint = train(_cfg(ws, "", datasets=["medium", "medium-replay"]), log)
+        alone = {d: train(_cfg(ws, tmp_path / "alone" / d, dataset=d, models=SIDE_BY_SIDE), log)
+                 for d in ("medium", "medium-replay")}
+        joint = train(_cfg(ws, "", datasets=["medium", "medium-replay"], models=SIDE_BY_SIDE), log)
     assert joint["done"] and set(joint["datasets"]) == {"medium", "medium-replay"}
     for d, summary in alone.items():
         assert joint["datasets"][d]["n_windows"] == summary["n_windows"]
         assert joint["datasets"][d]["model_dir"] == str(ws / "models" / d)
-        for name, leaves in _params(tmp_path / "alone" / d).items():
-            for a, b in zip(leaves, _params(ws / "models" / d)[name], strict=True):
-                np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6, err_msg=f"{d} {name}")
+        for name in SIDE_BY_SIDE:
+            for key in ("last", "val_last"):
+                assert joint["datasets"][d]["losses"][name][key] == pytest.approx(summary["losses"][name][key],
+                                                                                  rel=1e-5)
+        for a, b in zip(_params(tmp_path / "alone" / d, ["bc"])["bc"], _params(ws / "models" / d, ["bc"])["bc"],
+                        strict=True):
+            np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6, err_msg=d)
+        # the value transformer's attention key bias gets no gradient (it shifts every logit of a query alike), so
+        # Adam turns float noise there into lr-sized steps: compare what the value model computes instead
+        alone_set, joint_set = ModelSet.load(tmp_path / "alone" / d), ModelSet.load(ws / "models" / d)
+        data, _ = load_dataset(ws / "datasets" / f"hopper-{d}.npz")
+        future = alone_set.normalizer.norm(windows(data, 2, 4, 0.99)["future"]).astype(np.float32)
+        np.testing.assert_allclose(joint_set.models["value"](joint_set.params["value"], future),
+                                   alone_set.models["value"](alone_set.params["value"], future), atol=1e-5,
+                                   err_msg=d)
     assert alone["medium"]["n_windows"] != alone["medium-replay"]["n_windows"]
