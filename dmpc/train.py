@@ -49,7 +49,8 @@ STATE_DIR = "train_state"
 @hydra_app("dmpc", "train", TrainConfig)
 def main(cfg: TrainConfig) -> dict:
     seed_everything(cfg.seed)
-    with RunLogger(cfg.logger, run_dir(), config=as_dict(cfg), name=f"dmpc-train-{cfg.task}-{cfg.dataset}") as log:
+    name = f"dmpc-train-{cfg.task}-{'+'.join(cfg.dataset_names)}"
+    with RunLogger(cfg.logger, run_dir(), config=as_dict(cfg), name=name) as log:
         summary = train(cfg, log)
     print(json.dumps(summary, indent=1))
     return summary
@@ -77,7 +78,6 @@ class DatasetRun:
     val_rows: dict[str, np.ndarray] | None
     tables: dict[str, np.ndarray]
     state_dir: Path
-    resuming: bool
     summary: dict
 
 
@@ -139,7 +139,7 @@ def prepare(cfg: TrainConfig, ws: Path, dataset: str) -> DatasetRun:
         record_run_config(state_dir, as_dict(cfg), RESUME_IGNORED)
     summary = {"model_dir": str(model_dir), "dataset_sha256": manifest["sha256"], "n_windows": len(win["value"]),
                "n_val_windows": len(val_rows["value"]) if val_rows else 0, "losses": {}, "resumed": resuming}
-    return DatasetRun(dataset, model_dir, models, rows, val_rows, tables, state_dir, resuming, summary)
+    return DatasetRun(dataset, model_dir, models, rows, val_rows, tables, state_dir, summary)
 
 
 def finish(cfg: TrainConfig, run: DatasetRun, steps: int) -> None:
