@@ -132,7 +132,7 @@ def collect_datasets(cfg: CollectConfig, log: RunLogger) -> dict:
         policies = policies_dir(cfg, task)
         out = workspace_dir(cfg.workspace, task, cfg.scale) / "datasets"
         for kind, (path, manifest) in write_task_datasets(task, cfg.datasets, policies, out, cfg.seed,
-                                                          cfg.sizes, cfg.scale).items():
+                                                          cfg.sizes, cfg.scale, log.progress).items():
             check_or_record_manifest(path, policies / "datasets", record=bool(cfg.export_policies))
             written[f"{task}-{kind}"] = str(path)
             key = f"{task}_{KIND_KEYS[kind]}"
@@ -185,15 +185,15 @@ def check_or_record_manifest(npz: Path, committed: Path, record: bool = True) ->
 
 
 def write_task_datasets(task: str, kinds: list[str], policies: Path, out: Path, seed: int, sizes: CollectSizes,
-                        scale: str) -> dict[str, tuple[Path, dict]]:
+                        scale: str, progress=None) -> dict[str, tuple[Path, dict]]:
     """{kind: (npz path, manifest)} of one task's datasets from the exported policies in `policies`, rolled out
-    by `sizes.workers` processes."""
+    by `sizes.workers` processes; `progress` (RunLogger.progress) draws a bar over the datasets."""
     with worker_pool(sizes.workers) as pool:
-        return _write_task_datasets(task, kinds, policies, out, seed, sizes, scale, pool)
+        return _write_task_datasets(task, kinds, policies, out, seed, sizes, scale, pool, progress)
 
 
 def _write_task_datasets(task, kinds, policies: Path, out: Path, seed: int, sizes: CollectSizes, scale: str,
-                         pool) -> dict[str, tuple[Path, dict]]:
+                         pool, progress) -> dict[str, tuple[Path, dict]]:
     levels = read_levels(policies)
     act_dim = make_env(task).action_space.shape[0]
     base = {"env": TASK_ENV_IDS[task], "seed": seed, "scale": scale, "max_episode_steps": sizes.max_episode_steps,
@@ -216,7 +216,7 @@ def _write_task_datasets(task, kinds, policies: Path, out: Path, seed: int, size
                 "eval_episodes": len(snap["returns"]), "stream": stream_id(level)}
 
     written = {}
-    for kind in kinds:
+    for kind in progress(kinds, total=len(kinds), desc=f"{task} datasets") if progress else kinds:
         if kind == "random":
             data = collect_transitions(task, PolicySpec("uniform", act_dim), sizes.n_transitions, seed,
                                        stream_id("random"), sizes.max_episode_steps, pool)

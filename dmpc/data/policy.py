@@ -101,6 +101,7 @@ def load_policy(path: str | Path, deterministic: bool = False) -> tuple[PolicyFn
 
 def actor_policy_fn(layers: Layers, act_dim: int, deterministic: bool = False) -> PolicyFn:
     act_pad = layers[-1][0].shape[1] // 2
+    layers = [(np.asarray(w, np.float64), np.asarray(b, np.float64)) for w, b in layers]  # once, not per step
 
     def act(obs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         noise = None if deterministic else rng.standard_normal(act_pad)

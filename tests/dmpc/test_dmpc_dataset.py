@@ -1,6 +1,7 @@
 """D4RL-shaped datasets: manifest checksum, episode returns, windows that never cross episodes."""
 
 import json
+from concurrent.futures import Executor
 
 import numpy as np
 import pytest
@@ -140,6 +141,33 @@ def test_timeouts_are_time_limits_and_cut_episodes_are_not_levels():
     assert not data["terminals"].any()
     np.testing.assert_array_equal(np.flatnonzero(data["timeouts"]), [99, 199, 249])
     assert len(episode_returns(data)) == 3 and len(complete_episode_returns(data, 100)) == 2
+
+
+class _CountingPool(Executor):
+    """In-process executor counting the env steps its jobs simulate (each job returns a list of episodes)."""
+
+    _max_workers = 4
+
+    def __init__(self):
+        self.steps = 0
+
+    def map(self, fn, *iterables, timeout=None, chunksize=1):  # noqa: ARG002 - Executor's signature
+        out = [fn(*args) for args in zip(*iterables, strict=True)]
+        self.steps += sum(len(e["rewards"]) for batch in out for e in batch)
+        return out
+
+
+@pytest.mark.parametrize(("task", "act_dim", "limit"), [("halfcheetah", 6, 200), ("hopper", 3, 1000)])
+def test_rollouts_simulate_little_more_than_they_keep(task, act_dim, limit):
+    """Long (time-limit) and short (falling) episodes alike: the waves of jobs simulate < 2x the kept steps,
+    and the bytes do not depend on how the episodes were split into jobs."""
+    pool = _CountingPool()
+    data = collect_transitions(task, PolicySpec("uniform", act_dim), 1000, seed=0, stream=1,
+                               max_episode_steps=limit, pool=pool)
+    assert len(data["rewards"]) == 1000 and pool.steps < 2000
+    serial = collect_transitions(task, PolicySpec("uniform", act_dim), 1000, seed=0, stream=1, max_episode_steps=limit)
+    for key in D4RL_KEYS:
+        np.testing.assert_array_equal(data[key], serial[key])
 
 
 def test_missing_behaviour_policies_give_a_clear_error(tmp_path):
