@@ -100,11 +100,10 @@ def collect_transitions(task: str, spec: PolicySpec, n_transitions: int, seed: i
     total, next_index, wave = 0, 0, 2 * _workers(pool)
     while total < n_transitions:
         # the first wave runs one episode per job (lengths range from ~20 steps for a falling random hopper to
-        # the 1000-step limit for an expert: the old fixed guess of 50 simulated 7.7M steps for a 1M-step expert
-        # dataset with 15 workers); later waves are sized to the episodes still needed at the mean length so far
-        mean_length = total / len(episodes) if episodes else None
-        per_job = 1 if mean_length is None else int(np.clip(
-            np.ceil(1.1 * (n_transitions - total) / mean_length / wave), 1, 256))
+        # the 1000-step limit for an expert, so no fixed guess fits); later waves are sized to the episodes
+        # still needed at the mean length so far
+        per_job = 1 if not episodes else int(np.clip(
+            np.ceil(1.1 * (n_transitions - total) * len(episodes) / total / wave), 1, 256))
         starts = [next_index + i * per_job for i in range(wave)]
         next_index += wave * per_job
         job = partial(_episodes_job, task, spec, seed, stream, per_job, max_episode_steps)

@@ -1,7 +1,6 @@
 """D4RL-shaped datasets: manifest checksum, episode returns, windows that never cross episodes."""
 
 import json
-from concurrent.futures import Executor
 
 import numpy as np
 import pytest
@@ -16,7 +15,7 @@ from dmpc.data.dataset import (
     save_dataset,
     windows,
 )
-from dmpc.data.rollouts import PolicySpec, collect_transitions
+from dmpc.data.rollouts import PolicySpec, _InProcess, collect_transitions
 
 
 def _toy(lengths=(4, 6), terminal_last=(True, False)):
@@ -143,16 +142,17 @@ def test_timeouts_are_time_limits_and_cut_episodes_are_not_levels():
     assert len(episode_returns(data)) == 3 and len(complete_episode_returns(data, 100)) == 2
 
 
-class _CountingPool(Executor):
-    """In-process executor counting the env steps its jobs simulate (each job returns a list of episodes)."""
+class _CountingPool(_InProcess):
+    """The in-process executor, posing as 4 workers, counting the env steps its jobs simulate (each job returns
+    a list of episodes)."""
 
     _max_workers = 4
 
     def __init__(self):
         self.steps = 0
 
-    def map(self, fn, *iterables, timeout=None, chunksize=1):  # noqa: ARG002 - Executor's signature
-        out = [fn(*args) for args in zip(*iterables, strict=True)]
+    def map(self, fn, *iterables, timeout=None, chunksize=1):
+        out = super().map(fn, *iterables, timeout=timeout, chunksize=chunksize)
         self.steps += sum(len(e["rewards"]) for batch in out for e in batch)
         return out
 
