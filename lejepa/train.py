@@ -90,6 +90,7 @@ class TrainConfig:
     keep_last: int = 2
     log_every: int = 20
     max_wall_s: float = 0.0  # > 0: stop this launch (with a checkpoint) after this many seconds
+    compile: bool = False  # torch.compile the training loss (GPU: 81 -> 47 ms per gpu-config step, ~1 min to compile)
     write_results: bool = True  # experiments/lejepa/results/train_<env>_<name>_<scale>.json (curves, diagnostics)
     force_resume: bool = False  # continue a run's checkpoints under a config that differs from its run_config.json
 
@@ -244,6 +245,7 @@ def train(cfg: TrainConfig, out_dir: Path | None = None) -> dict:
     diag = Diagnostics(cfg, data, n_train, device) if cfg.diagnostics.every and cfg.model.objective != "patch_wm" \
         else None
     history, diagnostics = [], []
+    loss_fn = torch.compile(model.loss) if cfg.compile else model.loss
     out_dir = out_dir or run_dir()
     stopped_early = False
     # log steps are 0-based update indices, checkpoint steps count updates done: update step0 is logged next
@@ -257,7 +259,7 @@ def train(cfg: TrainConfig, out_dir: Path | None = None) -> dict:
                                                        cfg.optim.min_lr_ratio)
             f, a = sample_batch(frames, actions, cfg.optim.batch_size, seq_len, cfg.data.frameskip, gen)
             with torch.autocast(device_type=device.split(":")[0], dtype=dtype, enabled=dtype != torch.float32):
-                terms = model.loss(f.to(device, non_blocking=True), a.to(device, non_blocking=True), sig_gen)
+                terms = loss_fn(f.to(device, non_blocking=True), a.to(device, non_blocking=True), sig_gen)
             if not torch.isfinite(terms["loss"]):
                 raise FloatingPointError(f"non-finite loss at step {step}: {terms}")
             opt.zero_grad(set_to_none=True)

@@ -153,6 +153,7 @@ ENV ?= push_t
 MODELS ?= lewm
 SEED ?= 0
 STAGES ?= train plan surprise
+TRAIN_ARGS ?=  # extra lejepa.train overrides of a chunk, e.g. "optim.steps=6000 max_wall_s=450"
 OUT ?= data/lejepa/out
 lejepa_gpu = PYTHONPATH=$(LEJEPA_GPU_SITE) SDL_VIDEODRIVER=dummy MUJOCO_GL=egl PAPERCLUB_GIT_COMMIT=$(PAPERCLUB_GIT_COMMIT) $(LEJEPA_GPU_PY)
 
@@ -173,7 +174,7 @@ lejepa-gpu-model-patch_wm: $(if $(filter lewm,$(MODELS)),lejepa-gpu-model-lewm)
 
 # one model of a chunk: train (resumes a checkpoint left on this node), plan, surprise, then a tar of its results
 define lejepa_gpu_model
-	$(if $(filter train,$(STAGES)),$(lejepa_gpu) -m lejepa.train $(call lejepa_exp,$(ENV),$(1),$(SEED)) $(LEJEPA_LOG) seed=$(SEED) name=$(1)_s$(SEED) $(call lejepa_ov,$(1)))
+	$(if $(filter train,$(STAGES)),$(lejepa_gpu) -m lejepa.train $(call lejepa_exp,$(ENV),$(1),$(SEED)) $(LEJEPA_LOG) seed=$(SEED) name=$(1)_s$(SEED) $(call lejepa_ov,$(1)) $(TRAIN_ARGS))
 	$(if $(call lejepa_sweep,$(1)),,$(if $(filter plan,$(STAGES)),$(lejepa_gpu) -m lejepa.plan +experiment=plan_gpu $(LEJEPA_LOG) seed=$(SEED) ckpt=$(LEJEPA_RUNS)/$(ENV)/$(1)_s$(SEED) $(if $(filter patch_wm,$(1)),planner.cost_chunk=1024)))
 	$(if $(call lejepa_sweep,$(1)),,$(if $(filter surprise,$(STAGES)),$(lejepa_gpu) -m lejepa.surprise +experiment=surprise_gpu $(LEJEPA_LOG) seed=$(SEED) ckpt=$(LEJEPA_RUNS)/$(ENV)/$(1)_s$(SEED)))
 	tar -cf $(OUT)/lejepa_$(ENV)_$(1)_s$(SEED).tar $$(ls experiments/lejepa/results/*_$(ENV)_$(1)_s$(SEED)_gpu.json)
