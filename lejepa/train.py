@@ -90,7 +90,7 @@ class TrainConfig:
     keep_last: int = 2
     log_every: int = 20
     max_wall_s: float = 0.0  # > 0: stop this launch (with a checkpoint) after this many seconds
-    compile: bool = False  # torch.compile the training loss (GPU: 81 -> 47 ms per gpu-config step, ~1 min to compile)
+    compile: bool = False  # torch.compile the training loss (faster steps on the GPU after ~1 min of compiling)
     write_results: bool = True  # experiments/lejepa/results/train_<env>_<name>_<scale>.json (curves, diagnostics)
     force_resume: bool = False  # continue a run's checkpoints under a config that differs from its run_config.json
 
