@@ -1,4 +1,5 @@
-"""Figures from results JSON only: `python -m lejepa.plot [--scale cpu]` -> experiments/lejepa/figures/*.png.
+"""Figures from results JSON only: `python -m lejepa.plot [--scale cpu]` -> experiments/lejepa/figures/*.png
+(`<name>_<scale>.png` for a scale other than cpu).
 
 - pretrain_collapse: probe accuracy and embedding std of LeJEPA embeddings, SIGReg vs lambda = 0.
 - planning: success per env and world model (error bars over seeds, the paper's LeWM dashed) and time per plan
@@ -17,6 +18,11 @@ from pathlib import Path
 from common.paths import experiments_dir
 from common.plotting import PALETTE, PAPER_STYLE, new_figure, save_figure
 from common.results import read_result
+
+
+def _figure(figures: Path, stem: str, scale: str) -> Path:
+    """The figure's path: `<stem>.png` at the cpu scale (the names the README links), `<stem>_<scale>.png` otherwise."""
+    return figures / (f"{stem}.png" if scale == "cpu" else f"{stem}_{scale}.png")
 
 
 def _load(results: Path, name: str) -> tuple[dict | None, Path]:
@@ -50,7 +56,7 @@ def plot_pretrain(results: Path, figures: Path, scale: str) -> Path | None:
     axes[2].set_title("invariance loss")
     axes[2].legend()
     fig.suptitle(f"LeJEPA on Fashion-MNIST ({scale} scale)", y=1.04)
-    return save_figure(fig, figures / "pretrain_collapse.png", [str(r[2]) for r in runs],
+    return save_figure(fig, _figure(figures, "pretrain_collapse", scale), [str(r[2]) for r in runs],
                        caption="SIGReg alone prevents collapse; with lambda=0 the embeddings shrink to a point and the probe drops")
 
 
@@ -92,7 +98,7 @@ def plot_planning(results: Path, figures: Path, scale: str) -> Path | None:
     axes[1].set_yscale("log")
     axes[1].set_ylabel("s per problem per planning call")
     axes[1].set_title("time per plan (same CEM budget)")
-    return save_figure(fig, figures / "planning.png", [str(path)])
+    return save_figure(fig, _figure(figures, "planning", scale), [str(path)])
 
 
 def plot_surprise(results: Path, figures: Path, scale: str) -> Path | None:
@@ -116,7 +122,7 @@ def plot_surprise(results: Path, figures: Path, scale: str) -> Path | None:
                 ax.set_ylabel("surprise")
             ax.legend(fontsize=7)
     fig.tight_layout()
-    return save_figure(fig, figures / "surprise.png", [str(r[3]) for r in runs])
+    return save_figure(fig, _figure(figures, "surprise", scale), [str(r[3]) for r in runs])
 
 
 def plot_collapse(results: Path, figures: Path, scale: str) -> Path | None:
@@ -143,7 +149,7 @@ def plot_collapse(results: Path, figures: Path, scale: str) -> Path | None:
             if col == 0:
                 ax.legend(fontsize=7)
     fig.tight_layout()
-    return save_figure(fig, figures / "collapse.png", [str(path)])
+    return save_figure(fig, _figure(figures, "collapse", scale), [str(path)])
 
 
 def plot_probing(results: Path, figures: Path, scale: str) -> Path | None:
@@ -165,7 +171,7 @@ def plot_probing(results: Path, figures: Path, scale: str) -> Path | None:
     ax.set_ylabel("held-out R^2 (mean over quantities)")
     ax.set_title(f"linear probes latents -> state ({scale} scale)")
     ax.legend(fontsize=8)
-    return save_figure(fig, figures / "probing.png", [str(path)])
+    return save_figure(fig, _figure(figures, "probing", scale), [str(path)])
 
 
 def main(argv: list[str] | None = None) -> list[Path]:
